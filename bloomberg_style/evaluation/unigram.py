@@ -1,0 +1,38 @@
+"""A unigram language model: the floor a trained model's validation loss must beat.
+
+It predicts every token from its training frequency alone (add-one smoothing over the
+vocabulary), so its cross-entropy is what a model learns with no context at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+
+class UnigramBaseline:
+    def __init__(self, vocab_size: int):
+        self.counts = np.zeros(vocab_size, dtype=np.int64)
+
+    def fit(self, token_arrays: Iterable[np.ndarray]) -> UnigramBaseline:
+        for tokens in token_arrays:
+            self.counts += np.bincount(np.asarray(tokens, dtype=np.int64), minlength=len(self.counts))
+        return self
+
+    @property
+    def log_probs(self) -> np.ndarray:
+        smoothed = self.counts + 1.0
+        return np.log(smoothed / smoothed.sum())
+
+    def cross_entropy(self, token_arrays: Iterable[np.ndarray]) -> float:
+        """Mean negative log-likelihood (nats/token) of the given tokens."""
+        logp = self.log_probs
+        total, count = 0.0, 0
+        for tokens in token_arrays:
+            tokens = np.asarray(tokens, dtype=np.int64)
+            total -= float(logp[tokens].sum())
+            count += tokens.size
+        if count == 0:
+            raise ValueError("no tokens to evaluate the unigram baseline on")
+        return total / count

@@ -1,0 +1,165 @@
+"""Checkpoints that a crash at any moment cannot corrupt.
+
+Layout of `RUN/checkpoints/`:
+
+    step_00000100/            DeepSpeed state (model, ZeRO optimizer shards)
+        trainer_state.json    ours: step, consumed samples, tokens, schedule, config hash
+        rng_rank{r}.json      every rank's RNG state (torch, numpy, python)
+    latest                    text file naming the newest complete checkpoint
+
+A checkpoint is written under a `.tmp-` name by all ranks, then (after a barrier) rank 0
+writes `trainer_state.json`, renames the folder and finally replaces `latest` atomically.
+A folder without `trainer_state.json` is therefore never complete, and loading falls
+back to the newest complete one with a message saying why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bloomberg_style.training.distributed import DistInfo, barrier
+
+STATE_FILE = "trainer_state.json"
+LATEST_FILE = "latest"
+_TAG = re.compile(r"^step_(\d{8})$")
+
+
+def tag_for_step(step: int) -> str:
+    return f"step_{step:08d}"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a file so that readers see either the old or the new content, never a mix."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def rng_state() -> dict[str, Any]:
+    """Every RNG this process uses, as plain JSON (no pickle on load)."""
+    np_state = np.random.get_state()
+    py_version, py_internal, py_gauss = random.getstate()
+    state = {
+        "torch": torch.get_rng_state().tolist(),
+        "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "python": [py_version, list(py_internal), py_gauss],
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = [s.tolist() for s in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([torch.tensor(s, dtype=torch.uint8) for s in state["cuda"]])
+
+
+def complete_checkpoints(ckpt_dir: Path) -> list[Path]:
+    """Complete checkpoint folders, oldest first."""
+    if not ckpt_dir.is_dir():
+        return []
+    found = [p for p in ckpt_dir.iterdir() if _TAG.match(p.name) and (p / STATE_FILE).is_file()]
+    return sorted(found, key=lambda p: p.name)
+
+
+def read_trainer_state(path: Path) -> dict[str, Any]:
+    return json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
+
+
+def find_resume_checkpoint(ckpt_dir: Path, log=print) -> Path | None:
+    """The checkpoint to resume from: `latest` if it is complete, else the newest complete one."""
+    latest = ckpt_dir / LATEST_FILE
+    candidates = complete_checkpoints(ckpt_dir)
+    if latest.is_file():
+        tag = latest.read_text(encoding="utf-8").strip()
+        path = ckpt_dir / tag
+        try:
+            read_trainer_state(path)
+            return path
+        except (OSError, ValueError) as exc:
+            log(f"checkpoint {path} named by {latest} is missing or damaged ({exc}); falling back")
+    if candidates:
+        for path in reversed(candidates):
+            try:
+                read_trainer_state(path)
+                return path
+            except (OSError, ValueError) as exc:
+                log(f"checkpoint {path} is damaged ({exc}); trying an older one")
+    return None
+
+
+def save_checkpoint(
+    engine, ckpt_dir: Path, step: int, trainer_state: dict[str, Any], dist: DistInfo, keep_last: int, keep: set[str]
+) -> Path:
+    """Write checkpoint `step` atomically on all ranks; returns its folder."""
+    tag = tag_for_step(step)
+    tmp_tag = f".tmp-{tag}"
+    final = ckpt_dir / tag
+    if dist.is_main:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(ckpt_dir / tmp_tag, ignore_errors=True)  # left by a crash mid-save
+    barrier()
+    engine.save_checkpoint(str(ckpt_dir), tag=tmp_tag, save_latest=False)
+    atomic_write_text(ckpt_dir / tmp_tag / f"rng_rank{dist.rank}.json", json.dumps(rng_state()))
+    barrier()  # every rank has finished writing its shards
+    if dist.is_main:
+        atomic_write_text(ckpt_dir / tmp_tag / STATE_FILE, json.dumps(trainer_state, indent=1))
+        if final.exists():  # the same step saved again (e.g. after a rollback)
+            shutil.rmtree(final)
+        os.replace(ckpt_dir / tmp_tag, final)
+        _fsync_dir(ckpt_dir)
+        atomic_write_text(ckpt_dir / LATEST_FILE, tag + "\n")
+        prune_checkpoints(ckpt_dir, keep_last, keep | {tag})
+    barrier()
+    return final
+
+
+def prune_checkpoints(ckpt_dir: Path, keep_last: int, keep: set[str]) -> list[Path]:
+    """Delete complete checkpoints beyond the newest `keep_last`, sparing the names in `keep`."""
+    complete = complete_checkpoints(ckpt_dir)
+    doomed = [p for p in complete[:-keep_last] if p.name not in keep]
+    for path in doomed:
+        shutil.rmtree(path, ignore_errors=True)
+    return doomed
+
+
+def load_checkpoint(engine, path: Path, dist: DistInfo) -> dict[str, Any]:
+    """Load DeepSpeed state, this rank's RNG and our trainer state from a complete checkpoint."""
+    load_path, _ = engine.load_checkpoint(
+        str(path.parent), tag=path.name, load_optimizer_states=True, load_lr_scheduler_states=False
+    )
+    if load_path is None:
+        raise RuntimeError(f"DeepSpeed could not load the checkpoint at {path}")
+    rng_file = path / f"rng_rank{dist.rank}.json"
+    if rng_file.is_file():
+        set_rng_state(json.loads(rng_file.read_text(encoding="utf-8")))
+    return read_trainer_state(path)

@@ -1,0 +1,42 @@
+"""Command-line front of `launch/pretrain.py` (kept here so it is importable and tested)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from bloomberg_style.config import ConfigError, RunConfig
+
+
+def pretrain_main(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
+    from bloomberg_style.training.pretrain import DEMO_CONFIG
+
+    parser.add_argument("--config", default=str(DEMO_CONFIG), help="run YAML (default: the CPU demo)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set train.steps=100 (repeatable)")
+    parser.add_argument("--dry-run", action="store_true", help="print the resolved config and batch arithmetic")
+    parser.add_argument("--local_rank", type=int, default=None, help=argparse.SUPPRESS)  # set by deepspeed
+    args = parser.parse_args(argv)
+    try:
+        cfg = RunConfig.load(args.config, args.set)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        print(cfg.to_yaml())
+        t = cfg.train
+        print(json.dumps({
+            "tokens_per_step": t.global_batch_size * cfg.data.seq_len,
+            "total_tokens": t.steps * t.global_batch_size * cfg.data.seq_len,
+            "config_hash": cfg.hash(),
+        }, indent=1))
+        return 0
+    from bloomberg_style.training.pretrain import run_pretraining
+
+    try:
+        run_pretraining(cfg)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

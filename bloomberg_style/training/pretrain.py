@@ -1,0 +1,133 @@
+"""Pretraining, top to bottom: parse -> validate -> prepare inputs -> build -> train -> close."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bloomberg_style.config import ConfigError, RunConfig
+from bloomberg_style.training.distributed import DistInfo, barrier, broadcast_object, init_distributed
+
+DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "pretrain" / "demo.yaml"
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def padded_vocab(vocab_size: int, multiple: int) -> int:
+    return -(-vocab_size // multiple) * multiple
+
+
+def prepare_inputs(cfg: RunConfig, dist: DistInfo) -> None:
+    """Rank 0 builds missing corpus/tokenizer/shards; every rank then checks it sees them."""
+    from bloomberg_style.data.build import check_run_inputs, ensure_run_inputs
+
+    error = None
+    if dist.is_main:
+        try:
+            ensure_run_inputs(cfg.data)
+        except Exception as exc:  # every rank must learn of it, or they wait forever
+            error = f"{type(exc).__name__}: {exc}"
+    error = broadcast_object(error)
+    if error:
+        raise ConfigError(f"preparing the run's inputs failed: {error}")
+    check_run_inputs(cfg.data)
+
+
+def build_model_config(cfg: RunConfig, vocab_size: int):
+    from bloomberg_style.model import ModelConfig
+
+    overrides = dict(cfg.model.overrides)
+    for key in ("vocab_size", "max_seq_len", "activation_checkpointing"):
+        if key in overrides:
+            raise ConfigError(f"model.overrides.{key} is set by the run (tokenizer / data.seq_len / train.*)")
+    try:
+        return ModelConfig.preset(
+            cfg.model.preset,
+            **overrides,
+            vocab_size=padded_vocab(vocab_size, cfg.model.pad_vocab_to),
+            max_seq_len=cfg.data.seq_len,
+            activation_checkpointing=cfg.train.activation_checkpointing,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"model: {exc}") from exc
+
+
+def run_pretraining(cfg: RunConfig) -> dict[str, Any]:
+    """Train (or resume) the run described by `cfg`; returns a summary (rank 0 has it all)."""
+    cfg.validate()
+    dist = init_distributed(cfg.train.torch_threads)
+    cfg.train.grad_accumulation(dist.world_size)  # batch arithmetic checked before any work
+    prepare_inputs(cfg, dist)
+
+    import deepspeed
+
+    from bloomberg_style.data.mixture import DomainSpec, build_datasets
+    from bloomberg_style.model import BloomForCausalLM, param_groups
+    from bloomberg_style.training.deepspeed_config import build_deepspeed_config
+    from bloomberg_style.training.metrics import MetricsLogger
+    from bloomberg_style.training.schedule import WarmupCosineSchedule
+    from bloomberg_style.training.trainer import Trainer
+    from tokenizer import NumericUnigramTokenizer
+
+    run_dir = cfg.run_dir
+    if dist.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
+    barrier()
+
+    tok = NumericUnigramTokenizer.load(cfg.data.tokenizer)
+    model_cfg = build_model_config(cfg, tok.vocab_size)
+    set_seed(cfg.train.seed)
+    model = BloomForCausalLM(model_cfg)
+    num_params = model.num_parameters()
+
+    t = cfg.train
+    datasets = build_datasets(
+        [DomainSpec(d.name, d.prefix, d.weight) for d in cfg.data.domains],
+        seq_len=cfg.data.seq_len,
+        seed=t.seed,
+        train_samples=t.steps * t.global_batch_size,
+        valid_fraction=cfg.data.valid_fraction,
+        eod_id=tok.eod_id,
+        vocab_size=model_cfg.vocab_size,
+        cache_dir=cfg.data.cache_dir or None,
+    )
+
+    ds_config = build_deepspeed_config(cfg, dist.world_size, dist.accelerator)
+    engine, _, _, _ = deepspeed.initialize(
+        model=model, model_parameters=param_groups(model, cfg.optim.weight_decay), config=ds_config
+    )
+    schedule = WarmupCosineSchedule(
+        peak_lr=cfg.optim.lr,
+        min_lr=cfg.optim.min_lr,
+        warmup_steps=cfg.optim.warmup_steps,
+        decay_steps=cfg.optim.decay_steps or max(1, t.steps - cfg.optim.warmup_steps),
+    )
+    shape = {k: getattr(model_cfg, k) for k in ("vocab_size", "hidden_size", "num_layers", "num_heads")}
+    trainer = Trainer(cfg, dist, engine, datasets.train, datasets.valid, schedule, num_params, shape)
+    trainer.resume()
+    # Opened once the resume step is known: lines logged after the checkpoint are redone.
+    metrics = trainer.metrics = MetricsLogger(cfg, run_dir, enabled=dist.is_main, resume_step=trainer.state.step)
+    if dist.is_main:
+        trainer._log(
+            f"model {cfg.model.preset}: {num_params:,} parameters; {dist.world_size} rank(s) x "
+            f"{t.micro_batch_size} x {trainer.accum} accumulation = {t.global_batch_size} sequences "
+            f"x {cfg.data.seq_len} tokens per step; ZeRO {t.zero_stage}, {t.precision}"
+        )
+    try:
+        summary = trainer.fit()
+    finally:
+        metrics.close()
+    summary["num_parameters"] = num_params
+    if dist.is_main:
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    return summary

@@ -1,0 +1,42 @@
+"""Install bloomberg-style: pip install -e ".[dev]"."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+README = Path(__file__).with_name("README.md")
+
+setup(
+    name="bloomberg-style",
+    version="0.1.0",
+    description="Train domain LLMs the BloombergGPT way: numeric-aware tokenizer, "
+    "BLOOM decoder, DeepSpeed pretraining, controllers, SFT stages.",
+    long_description=README.read_text(encoding="utf-8") if README.exists() else "",
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["bloomberg_style", "bloomberg_style.*", "tokenizer", "tokenizer.*"]),
+    package_data={"bloomberg_style": ["py.typed"]},
+    install_requires=[
+        "torch>=2.4,<3",
+        "deepspeed>=0.15,<0.21",
+        "megatron-core>=0.12,<0.20",
+        "sentencepiece>=0.2,<0.3",
+        "tokenizers>=0.20,<0.30",
+        "numpy>=1.26,<3",
+        "wandb>=0.17,<1",
+        "pyyaml>=6,<7",
+        "tqdm>=4.66,<5",
+        "matplotlib>=3.8,<4",
+        "safetensors>=0.4,<1",
+        "pyarrow>=14",
+    ],
+    extras_require={
+        "dev": [
+            "pytest>=8,<10",
+            "hypothesis>=6.100,<7",
+            "transformers>=4.44,<6",
+            "ruff>=0.6",
+        ],
+    },
+)

@@ -1,0 +1,76 @@
+"""Shared fixtures: one small real data set (demo corpus -> tokenizer -> shards) per session."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("DS_ACCELERATOR", "cpu")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+
+@pytest.fixture(scope="session")
+def small_data(tmp_path_factory) -> dict:
+    """Demo corpus (a few hundred documents per domain), a 1,024-token tokenizer, shards."""
+    from bloomberg_style.config import DataSection, DomainSection
+    from bloomberg_style.data.build import ensure_run_inputs
+
+    root = tmp_path_factory.mktemp("small_data")
+    data = {
+        "demo_corpus": str(root / "corpus"),
+        "demo_docs_per_domain": 300,
+        "tokenizer": str(root / "tokenizer"),
+        "tokenizer_vocab_size": 1024,
+        "seq_len": 64,
+        "valid_fraction": 0.05,
+        "domains": [
+            {"name": name, "inputs": [str(root / "corpus" / name)], "prefix": str(root / "shards" / name),
+             "weight": weight}
+            for name, weight in (("financial", 0.6), ("general", 0.4))
+        ],
+    }
+    section = DataSection(**{**data, "domains": [DomainSection(**d) for d in data["domains"]]})
+    ensure_run_inputs(section, log=lambda *_: None)
+    return data
+
+
+def tiny_run_config(tmp_path: Path, data: dict, name: str = "t", **sections) -> Path:
+    """A run YAML for a very small model on `small_data`; `sections` update the defaults."""
+    cfg = {
+        "name": name,
+        "output_dir": str(tmp_path / "runs"),
+        "model": {"preset": "tiny", "overrides": {"hidden_size": 64, "num_layers": 2, "num_heads": 4}},
+        "data": dict(data),
+        "optim": {"lr": 3e-3, "min_lr": 3e-4, "warmup_steps": 2, "grad_clip": 1.0},
+        "train": {"steps": 8, "micro_batch_size": 2, "global_batch_size": 4, "precision": "fp32",
+                  "zero_stage": 2, "log_interval": 1, "eval_interval": 4, "eval_samples": 16,
+                  "save_interval": 4, "keep_last": 2, "torch_threads": 1},
+        "logging": {"wandb": "disabled", "progress": False},
+    }
+    for section, values in sections.items():
+        cfg[section] = {**cfg[section], **values} if isinstance(values, dict) else values
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    return path
+
+
+def run_launcher(args: list[str], ranks: int = 1, timeout: int = 300, env: dict | None = None):
+    """Run launch/pretrain.py as users do: plain python, or the deepspeed launcher with N ranks."""
+    script = str(REPO / "launch" / "pretrain.py")
+    full_env = {**os.environ, "DS_ACCELERATOR": "cpu", "PYTHONPATH": str(REPO), **(env or {})}
+    if ranks == 1:
+        cmd = [sys.executable, script, *args]
+    else:
+        port = str(29500 + os.getpid() % 1000)
+        cmd = [sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", str(ranks),
+               "--master_port", port, script, *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=str(REPO))
+    if proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc
