@@ -54,6 +54,7 @@ def test_two_rank_zero2_loss_falls(tmp_path, small_data):
     cfg = tiny_run_config(
         tmp_path, small_data, name="zero2",
         train={"steps": 30, "eval_interval": 30, "save_interval": 30, "log_interval": 5},
+        logging={"wandb": "offline", "progress": True},
     )
     run_launcher(["--config", str(cfg)], ranks=2)
     run = tmp_path / "runs" / "zero2"
@@ -69,6 +70,11 @@ def test_two_rank_zero2_loss_falls(tmp_path, small_data):
     # ZeRO-2 shards the optimizer: one optimizer file per rank.
     shards = sorted(p.name for p in (run / "checkpoints" / "step_00000030").glob("*optim_states.pt"))
     assert len(shards) == 2
+    # wandb ran offline (no key, no network) and left a run to `wandb sync` later.
+    assert list((run / "wandb").glob("offline-run-*"))
+    summary = json.loads((run / "summary.json").read_text())
+    for domain in ("financial", "general"):
+        assert summary["valid_final"][domain] < summary["unigram_baseline"][domain]
 
 
 def test_bad_config_fails_before_compute(tmp_path, small_data):

@@ -36,3 +36,13 @@ class UnigramBaseline:
         if count == 0:
             raise ValueError("no tokens to evaluate the unigram baseline on")
         return total / count
+
+
+def unigram_baselines(train_dataset, valid_datasets: dict, vocab_size: int, train_samples: int = 2000) -> dict[str, float]:
+    """Cross-entropy per validation domain of a unigram model fit on training samples."""
+    n = min(train_samples, len(train_dataset))
+    model = UnigramBaseline(vocab_size).fit(np.asarray(train_dataset[i]["labels"]) for i in range(n))
+    return {
+        name: model.cross_entropy(np.asarray(ds[i]["labels"]) for i in range(len(ds)))
+        for name, ds in valid_datasets.items()
+    }

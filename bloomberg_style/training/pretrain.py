@@ -71,6 +71,7 @@ def run_pretraining(cfg: RunConfig) -> dict[str, Any]:
     import deepspeed
 
     from bloomberg_style.data.mixture import DomainSpec, build_datasets
+    from bloomberg_style.evaluation.unigram import unigram_baselines
     from bloomberg_style.model import BloomForCausalLM, param_groups
     from bloomberg_style.training.deepspeed_config import build_deepspeed_config
     from bloomberg_style.training.metrics import MetricsLogger
@@ -129,5 +130,33 @@ def run_pretraining(cfg: RunConfig) -> dict[str, Any]:
         metrics.close()
     summary["num_parameters"] = num_params
     if dist.is_main:
+        summary.update(validation_summary(run_dir))
+        summary["unigram_baseline"] = unigram_baselines(datasets.train, datasets.valid, model_cfg.vocab_size)
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+        print(format_summary(summary))
     return summary
+
+
+def validation_summary(run_dir: Path) -> dict[str, Any]:
+    """First and last validation loss per domain, from metrics.jsonl (survives resumes)."""
+    from bloomberg_style.training.metrics import read_jsonl
+
+    records = [r for r in read_jsonl(run_dir / "metrics.jsonl") if any(k.startswith("valid/") for k in r)]
+    if not records:
+        return {}
+
+    def losses(r: dict) -> dict[str, float]:
+        return {k.split("/")[1]: v for k, v in r.items() if k.startswith("valid/") and k.endswith("/loss")}
+
+    return {"valid_first": {"step": records[0]["step"], **losses(records[0])},
+            "valid_final": {"step": records[-1]["step"], **losses(records[-1])}}
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    first, final = summary.get("valid_first", {}), summary.get("valid_final", {})
+    unigram = summary.get("unigram_baseline", {})
+    lines = [f"validation loss (nats/token)  step {first.get('step')} -> step {final.get('step')}  vs unigram"]
+    for domain, base in unigram.items():
+        lines.append(f"  {domain:<12} {first.get(domain, float('nan')):8.4f} -> {final.get(domain, float('nan')):8.4f}"
+                     f"   unigram {base:.4f}")
+    return "\n".join(lines)
