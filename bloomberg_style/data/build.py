@@ -13,11 +13,7 @@ from pathlib import Path
 
 from bloomberg_style.config import ConfigError, DataSection
 from bloomberg_style.data.corpus import iter_texts
-
-
-def shard_exists(prefix: str | Path) -> bool:
-    prefix = Path(prefix)
-    return all(Path(f"{prefix}{ext}").is_file() for ext in (".bin", ".idx"))
+from bloomberg_style.data.shards import shard_exists
 
 
 def tokenizer_exists(folder: str | Path) -> bool:
@@ -44,13 +40,17 @@ def ensure_run_inputs(data: DataSection, log=print) -> None:
 
     if not tokenizer_exists(data.tokenizer):
         if missing_shards != list(data.domains) and not all(d.inputs for d in data.domains):
-            raise ConfigError(f"data.tokenizer: no tokenizer.json in {data.tokenizer} and not every domain has inputs")
+            raise ConfigError(
+                f"data.tokenizer: no tokenizer.json in {data.tokenizer} and not every domain has inputs"
+            )
         from tokenizer import NumericUnigramTokenizer
 
         inputs = [p for d in data.domains for p in d.inputs]
         t0 = time.perf_counter()
         log(f"training the tokenizer (vocab {data.tokenizer_vocab_size}) on {len(inputs)} input path(s)")
-        tok = NumericUnigramTokenizer.train(iter_texts(inputs, text_field=data.text_field), data.tokenizer_vocab_size)
+        tok = NumericUnigramTokenizer.train(
+            iter_texts(inputs, text_field=data.text_field), data.tokenizer_vocab_size
+        )
         tok.save(data.tokenizer)
         log(f"tokenizer saved to {data.tokenizer} ({tok.vocab_size} tokens, {time.perf_counter() - t0:.1f}s)")
 
@@ -71,4 +71,6 @@ def check_run_inputs(data: DataSection) -> None:
         raise ConfigError(f"data.tokenizer: {data.tokenizer}/tokenizer.json is not visible on this node")
     for d in data.domains:
         if not shard_exists(d.prefix):
-            raise ConfigError(f"data.domains[{d.name}].prefix: {d.prefix}.bin/.idx is not visible on this node")
+            raise ConfigError(
+                f"data.domains[{d.name}].prefix: {d.prefix}.bin/.idx is not visible on this node"
+            )

@@ -41,8 +41,13 @@ class UnigramBaseline:
 def unigram_baselines(train_dataset, valid_datasets: dict, vocab_size: int, train_samples: int = 2000) -> dict[str, float]:
     """Cross-entropy per validation domain of a unigram model fit on training samples."""
     n = min(train_samples, len(train_dataset))
-    model = UnigramBaseline(vocab_size).fit(np.asarray(train_dataset[i]["labels"]) for i in range(n))
+    model = UnigramBaseline(vocab_size).fit(_scored_labels(train_dataset[i]) for i in range(n))
     return {
-        name: model.cross_entropy(np.asarray(ds[i]["labels"]) for i in range(len(ds)))
-        for name, ds in valid_datasets.items()
+        name: model.cross_entropy(_scored_labels(ds[i]) for i in range(len(ds))) for name, ds in valid_datasets.items()
     }
+
+
+def _scored_labels(sample: dict) -> np.ndarray:
+    """The target tokens a model is scored on (padding in the last validation row has mask 0)."""
+    labels = np.asarray(sample["labels"])
+    return labels[np.asarray(sample["loss_mask"]) > 0]

@@ -1,0 +1,269 @@
+"""Domain mixtures: training and validation datasets from token shards.
+
+BloombergGPT trained on a fixed mixture (FinPile 51%, public data 49%) and
+watched validation loss per source. Here each domain is one token shard
+(`DomainSpec`); megatron-core's GPTDataset cuts a domain into rows and its
+BlendedDataset interleaves the domains.
+
+Weights. `weight` w_i is the probability that a training token comes from
+domain i (weights are normalised, so 3 and 1 mean 75% / 25%). Every row has
+exactly seq_len tokens, so sampling rows in proportion to w_i gives token
+proportions w_i; megatron's blending index is deterministic and keeps the
+running proportions within one row of the target at every prefix.
+
+Splits. Each shard's documents are split in order into train and validation
+parts (`valid_fraction`, or a megatron split string "train,valid,test").
+Training uses the blend of the train parts; each domain has its own
+validation dataset covering its whole validation part once (the last,
+partial row is padded and masked out by loss_mask).
+
+Rows. GPTDataset shuffles documents (seeded), joins them with the EOD
+already stored after each document, and cuts the stream into rows of
+seq_len + 1 tokens. A sample is a dict of torch tensors:
+
+    tokens        int64 [seq_len]  row[:-1]
+    labels        int64 [seq_len]  row[1:]  (next-token targets)
+    loss_mask     float32 [seq_len]  1.0, or 0.0 on padding (validation tail)
+    position_ids  int64 [seq_len]  0..seq_len-1
+    dataset_id    int16 scalar (numpy), train samples only: index of the domain
+
+Documents are not masked from each other: like the paper, attention runs
+across EOD inside a row. Sample i is a pure function of (shards, seed,
+seq_len, sizes), so every rank reads the same global index the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bloomberg_style.data.shards import import_megatron_datasets, read_token_shard, shard_exists, stats_path
+
+
+@dataclass(frozen=True)
+class DomainSpec:
+    """One domain: a name, a token shard prefix, and its share of training tokens."""
+
+    name: str
+    prefix: str
+    weight: float = 1.0
+
+
+@dataclass
+class MixtureDatasets:
+    """The blended training dataset and one validation dataset per domain."""
+
+    train: Any  # megatron BlendedDataset
+    valid: dict[str, Any]  # domain name -> megatron GPTDataset
+    domains: list[DomainSpec]
+    seq_len: int
+    split: str
+    cache_dir: Path
+    summary: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+class MegatronTokenizerInfo:
+    """The part of a tokenizer that GPTDataset reads: eod, vocab_size, and an identity for its cache.
+
+    GPTDataset needs no encoding (shards hold ids); it reads `eod` (for masks),
+    `vocab_size` (token width) and `pad` if present. We define no pad: megatron
+    then pads short validation rows with -1, which it masks out of the loss
+    and replaces by id 0 in tokens/labels. `unique_identifiers` goes into
+    megatron's cache key.
+    """
+
+    def __init__(self, eod_id: int, vocab_size: int):
+        self.eod = int(eod_id)
+        self.vocab_size = int(vocab_size)
+        self.unique_identifiers = {
+            "class": type(self).__name__,
+            "eod": self.eod,
+            "vocab_size": self.vocab_size,
+        }
+
+
+def ensure_process_group() -> bool:
+    """Start a one-process gloo group if torch.distributed has none; return True if started.
+
+    megatron-core's dataset builders call torch.distributed.get_rank() and
+    barrier(). Under a launcher (deepspeed, torchrun) the training script has
+    already initialised the group and this does nothing. Run by hand (tests,
+    notebooks, the single-process CPU demo) it starts a group of one on
+    127.0.0.1 with a free port. A process that a launcher started with
+    WORLD_SIZE > 1 must initialise the real group first; this refuses to
+    hide that mistake behind a group of one.
+    """
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        return False
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        raise RuntimeError(
+            f"WORLD_SIZE={world} but torch.distributed is not initialised: call "
+            "deepspeed.init_distributed() (or torch.distributed.init_process_group) before building datasets"
+        )
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    return True
+
+
+def split_string(valid_fraction: float | None = None, split: str | None = None) -> str:
+    """A megatron split string "train,valid,test" from a validation fraction or given as is."""
+    if (valid_fraction is None) == (split is None):
+        raise ValueError("give exactly one of valid_fraction or split")
+    if split is not None:
+        parts = [p.strip() for p in split.split(",")]
+        try:
+            values = [float(p) for p in parts]
+        except ValueError as err:
+            raise ValueError(f"split {split!r}: expected numbers like '98,2,0'") from err
+        if len(values) > 3 or any(v < 0 or not math.isfinite(v) for v in values) or values[0] <= 0:
+            raise ValueError(f"split {split!r}: expected up to 3 non-negative weights with train > 0")
+        values += [0.0] * (3 - len(values))
+        if values[2] > 0:
+            raise ValueError(f"split {split!r}: the test part must be 0 (evaluation uses separate shards)")
+        return ",".join(repr(v) for v in values)
+    if not 0.0 <= valid_fraction < 1.0:
+        raise ValueError(f"valid_fraction must be in [0, 1), got {valid_fraction}")
+    return f"{1.0 - valid_fraction!r},{valid_fraction!r},0.0"
+
+
+def _split_bounds(split: str, n: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Document ranges megatron gives the train and validation splits of an n-document shard."""
+    config = import_megatron_datasets().blended_megatron_dataset_config
+    matrix = config.convert_split_vector_to_split_matrix(config.parse_and_normalize_split(split))
+    ranges = [(int(round(m[0] * n)), int(round(m[1] * n))) if m is not None else (0, 0) for m in matrix[:2]]
+    return ranges[0], ranges[1]
+
+
+def _check_domains(domains: list[DomainSpec], vocab_size: int, split: str) -> dict[str, dict[str, int]]:
+    """Validate names, weights and shards before megatron builds anything; return per-domain counts."""
+    if not domains:
+        raise ValueError("no domains given")
+    names = [d.name for d in domains]
+    if len(set(names)) != len(names):
+        raise ValueError(f"domain names must be unique, got {names}")
+    summary = {}
+    for d in domains:
+        if not (isinstance(d.weight, (int, float)) and math.isfinite(d.weight) and d.weight > 0):
+            raise ValueError(f"domain {d.name!r}: weight must be a positive number, got {d.weight!r}")
+        if not shard_exists(d.prefix):
+            raise FileNotFoundError(
+                f"domain {d.name!r}: no token shard at {d.prefix} (.bin/.idx); run launch/prepare_data.py"
+            )
+        if stats_path(d.prefix).is_file():
+            stats = json.loads(stats_path(d.prefix).read_text(encoding="utf-8"))
+            if stats.get("vocab_size") not in (None, vocab_size):
+                raise ValueError(
+                    f"domain {d.name!r}: shard {d.prefix} was written with a {stats['vocab_size']}-token "
+                    f"tokenizer, but vocab_size is {vocab_size}"
+                )
+        shard = read_token_shard(d.prefix)
+        n = len(shard)
+        (t0, t1), (v0, v1) = _split_bounds(split, n)
+        lengths = shard.sequence_lengths
+        summary[d.name] = {
+            "documents": n,
+            "train_documents": t1 - t0,
+            "valid_documents": v1 - v0,
+            "train_tokens": int(lengths[t0:t1].sum()),
+            "valid_tokens": int(lengths[v0:v1].sum()),
+        }
+        if t1 - t0 == 0:
+            raise ValueError(f"domain {d.name!r}: split {split} leaves no training documents out of {n}")
+        if _valid_part(split) and v1 - v0 == 0:
+            raise ValueError(
+                f"domain {d.name!r}: split {split} leaves no validation documents out of {n}; "
+                "use more documents or a larger validation fraction"
+            )
+    return summary
+
+
+def build_datasets(
+    domains: list[DomainSpec],
+    *,
+    seq_len: int,
+    seed: int,
+    train_samples: int,
+    eod_id: int,
+    vocab_size: int,
+    valid_fraction: float | None = None,
+    split: str | None = None,
+    cache_dir: str | Path | None = None,
+) -> MixtureDatasets:
+    """Training blend and per-domain validation datasets (see the module docstring).
+
+    `train_samples` rows of seq_len tokens are indexed for training (a
+    domain is repeated for more epochs if it is too small). Give the split as
+    `valid_fraction` (default 0.02) or a split string. megatron caches its
+    indices in `cache_dir` (default: an `index_cache` folder next to the
+    first shard); they are built once by rank 0 and read by the others. Must
+    be called on every rank when torch.distributed has several.
+    """
+    if seq_len < 1:
+        raise ValueError(f"seq_len must be >= 1, got {seq_len}")
+    if train_samples < 1:
+        raise ValueError(f"train_samples must be >= 1, got {train_samples}")
+    if not 0 <= eod_id < vocab_size:
+        raise ValueError(f"eod_id {eod_id} is outside the vocabulary [0, {vocab_size})")
+    if valid_fraction is None and split is None:
+        valid_fraction = 0.02
+    split = split_string(valid_fraction, split)
+    domains = [DomainSpec(d.name, str(Path(d.prefix).resolve()), float(d.weight)) for d in domains]
+    summary = _check_domains(domains, vocab_size, split)
+    megatron = import_megatron_datasets()
+    BlendedMegatronDatasetBuilder = megatron.blended_megatron_dataset_builder.BlendedMegatronDatasetBuilder
+    GPTDataset, GPTDatasetConfig = megatron.gpt_dataset.GPTDataset, megatron.gpt_dataset.GPTDatasetConfig
+    cache = Path(cache_dir) if cache_dir is not None else Path(domains[0].prefix).parent / "index_cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    ensure_process_group()
+
+    def config(blend: tuple[list[str], list[float] | None]) -> GPTDatasetConfig:
+        return GPTDatasetConfig(
+            random_seed=seed,
+            sequence_length=seq_len,
+            blend=blend,
+            split=split,
+            path_to_cache=str(cache),
+            tokenizer=MegatronTokenizerInfo(eod_id, vocab_size),
+            reset_position_ids=False,
+            reset_attention_mask=False,
+            eod_mask_loss=False,
+            create_attention_mask=False,  # the model builds its causal ALiBi mask itself
+            drop_last_partial_validation_sequence=False,  # validation covers every token once
+        )
+
+    def built_on_every_rank() -> bool:
+        return True
+
+    # Training: a weighted blend (a BlendedDataset even for one domain, so samples always carry
+    # dataset_id). Megatron needs an integer size for every split of a weighted blend; the
+    # validation blend it builds here is minimal and unused.
+    prefixes = [d.prefix for d in domains]
+    weights = [d.weight for d in domains]
+    valid_size = 1 if _valid_part(split) else 0
+    train, _, _ = BlendedMegatronDatasetBuilder(
+        GPTDataset, [train_samples, valid_size, 0], built_on_every_rank, config((prefixes, weights))
+    ).build()
+
+    # Validation: one unweighted single-prefix build per domain; size None = the whole split once.
+    valid = {}
+    if _valid_part(split):
+        for d in domains:
+            _, valid_ds, _ = BlendedMegatronDatasetBuilder(
+                GPTDataset, [0, None, 0], built_on_every_rank, config(([d.prefix], None))
+            ).build()
+            valid[d.name] = valid_ds
+    return MixtureDatasets(train, valid, domains, seq_len, split, cache, summary)
+
+
+def _valid_part(split: str) -> bool:
+    return float(split.split(",")[1]) > 0

@@ -1,0 +1,256 @@
+"""Token shards: a corpus encoded once into a megatron-core IndexedDataset.
+
+    PREFIX.bin         token ids, document after document, each followed by EOD
+    PREFIX.idx         megatron-core index: one sequence (= one document) per entry
+    PREFIX.stats.json  documents, tokens, bytes, bytes per token, tokenizer, inputs
+
+The ids are stored as uint16 when the vocabulary fits (< 65,500 ids, the
+threshold megatron-core's own preprocessing uses) and int32 otherwise, so a
+2^17-token BloombergGPT vocabulary takes 4 bytes per token and a demo one 2.
+
+The .bin and .idx are written under temporary names and renamed at the end,
+so an interrupted run never leaves a half-written shard behind a valid name.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import time
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from bloomberg_style.data.corpus import CorpusStats, iter_documents, resolve_inputs
+
+
+class ShardTokenizer(Protocol):
+    """What shards need from a tokenizer (NumericUnigramTokenizer has it)."""
+
+    @property
+    def eod_id(self) -> int: ...
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]: ...
+
+
+@dataclass
+class ShardStats:
+    """What a shard holds; saved as PREFIX.stats.json."""
+
+    prefix: str
+    documents: int
+    tokens: int  # including one EOD per document
+    bytes: int  # UTF-8 bytes of the documents' text
+    bytes_per_token: float
+    empty_documents_skipped: int
+    vocab_size: int
+    eod_id: int
+    dtype: str
+    tokenizer: str | None
+    inputs: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def save(self, path: str | Path) -> None:
+        _atomic_write_text(Path(path), json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, prefix: str | Path) -> ShardStats:
+        path = stats_path(prefix)
+        if not path.is_file():
+            raise FileNotFoundError(f"no shard stats at {path}")
+        return cls(**json.loads(path.read_text(encoding="utf-8")))
+
+
+def import_megatron_datasets():
+    """megatron.core.datasets, imported without its warnings about GPU kernels and deprecations.
+
+    Importing megatron.core takes several seconds (it loads its model code),
+    so modules here import it on first use, not at import time.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Transformer Engine and Apex are not installed")
+        warnings.simplefilter("ignore", DeprecationWarning)  # megatron's own model-code deprecations
+        import megatron.core.datasets.blended_megatron_dataset_builder
+        import megatron.core.datasets.gpt_dataset
+        import megatron.core.datasets.indexed_dataset  # noqa: F401
+    return megatron.core.datasets
+
+
+def token_dtype(vocab_size: int) -> type[np.unsignedinteger] | type[np.signedinteger]:
+    """uint16 below 65,500 ids (megatron-core's DType.optimal_dtype rule), else int32."""
+    return np.uint16 if vocab_size < 65_500 else np.int32
+
+
+def bin_path(prefix: str | Path) -> Path:
+    return Path(f"{prefix}.bin")
+
+
+def idx_path(prefix: str | Path) -> Path:
+    return Path(f"{prefix}.idx")
+
+
+def stats_path(prefix: str | Path) -> Path:
+    return Path(f"{prefix}.stats.json")
+
+
+def shard_exists(prefix: str | Path) -> bool:
+    return bin_path(prefix).is_file() and idx_path(prefix).is_file()
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+# Worker processes (workers > 1) each hold one copy of the tokenizer.
+_WORKER_TOKENIZER: ShardTokenizer | None = None
+
+
+def _init_worker(tokenizer: ShardTokenizer) -> None:
+    global _WORKER_TOKENIZER
+    _WORKER_TOKENIZER = tokenizer
+
+
+def _encode_in_worker(texts: list[str]) -> list[list[int]]:
+    assert _WORKER_TOKENIZER is not None
+    return _WORKER_TOKENIZER.encode_batch(texts)
+
+
+def _batches(texts: Iterable[str], batch_size: int) -> Iterator[list[str]]:
+    batch: list[str] = []
+    for text in texts:
+        batch.append(text)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _load_tokenizer(tokenizer: ShardTokenizer | str | Path) -> tuple[ShardTokenizer, str | None]:
+    if isinstance(tokenizer, (str, Path)):
+        from tokenizer import NumericUnigramTokenizer
+
+        return NumericUnigramTokenizer.load(tokenizer), str(Path(tokenizer).resolve())
+    for attribute in ("eod_id", "vocab_size", "encode_batch"):
+        if not hasattr(tokenizer, attribute):
+            raise TypeError(f"tokenizer {type(tokenizer).__name__} has no {attribute!r}")
+    return tokenizer, getattr(tokenizer, "path", None)
+
+
+def write_token_shard(
+    paths: Sequence[str | Path],
+    tokenizer: ShardTokenizer | str | Path,
+    output_prefix: str | Path,
+    *,
+    text_field: str = "text",
+    workers: int = 1,
+    batch_size: int = 256,
+    progress: bool = True,
+) -> ShardStats:
+    """Encode every document of `paths` and write PREFIX.bin/.idx/.stats.json.
+
+    Each document becomes one sequence of the index: its tokens followed by
+    EOD. `tokenizer` is a tokenizer object or a directory saved by
+    NumericUnigramTokenizer. With workers=1 batches are encoded in this process
+    (the tokenizers library already uses all cores); workers > 1 spreads
+    batches over that many processes, which helps when reading and JSON
+    parsing dominate. Document order is the corpus order either way.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    files = resolve_inputs(paths)  # fail on a bad path before any work
+    tok, tokenizer_path = _load_tokenizer(tokenizer)
+    vocab_size, eod = int(tok.vocab_size), int(tok.eod_id)
+    if not 0 <= eod < vocab_size:
+        raise ValueError(f"tokenizer eod_id {eod} is outside its vocabulary [0, {vocab_size})")
+    dtype = token_dtype(vocab_size)
+    prefix = Path(output_prefix)
+    if prefix.name in ("", ".", ".."):
+        raise ValueError(f"output prefix {output_prefix!r} needs a file name part, e.g. shards/financial")
+    if prefix.suffix in (".bin", ".idx"):
+        raise ValueError(
+            f"output prefix {output_prefix!r} ends in {prefix.suffix}; give it without: {prefix.with_suffix('')}"
+        )
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    IndexedDatasetBuilder = import_megatron_datasets().indexed_dataset.IndexedDatasetBuilder  # slow import
+
+    start = time.perf_counter()
+    corpus_stats = CorpusStats()
+    texts = (d.text for d in iter_documents(files, text_field, corpus_stats))
+    tmp_bin = prefix.with_name(f"{prefix.name}.bin.tmp-{os.getpid()}")
+    tmp_idx = prefix.with_name(f"{prefix.name}.idx.tmp-{os.getpid()}")
+    builder = IndexedDatasetBuilder(str(tmp_bin), dtype=dtype)
+    documents = tokens = 0
+    pool = None
+    try:
+        if workers == 1:
+            encoded = map(tok.encode_batch, _batches(texts, batch_size))
+        else:
+            pool = multiprocessing.get_context("fork").Pool(workers, _init_worker, (tok,))
+            encoded = pool.imap(_encode_in_worker, _batches(texts, batch_size))
+        with tqdm(desc=f"encoding {prefix.name}", unit=" docs", disable=not progress) as bar:
+            for batch in encoded:
+                for ids in batch:
+                    row = np.asarray(ids + [eod], dtype=np.int64)
+                    if row.min() < 0 or row.max() >= vocab_size:
+                        raise ValueError(
+                            f"tokenizer produced id {int(row.max())} outside its vocabulary of {vocab_size}"
+                        )
+                    builder.add_document(row.astype(dtype), [row.size])
+                    tokens += row.size
+                documents += len(batch)
+                bar.update(len(batch))
+        builder.finalize(str(tmp_idx))
+    except BaseException:
+        builder.data_file.close()
+        for tmp in (tmp_bin, tmp_idx):
+            tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+
+    stats = ShardStats(
+        prefix=str(prefix),
+        documents=documents,
+        tokens=tokens,
+        bytes=corpus_stats.bytes,
+        bytes_per_token=round(corpus_stats.bytes / tokens, 4),
+        empty_documents_skipped=corpus_stats.empty_skipped,
+        vocab_size=vocab_size,
+        eod_id=eod,
+        dtype=np.dtype(dtype).name,
+        tokenizer=tokenizer_path,
+        inputs=[str(f) for f in files],
+        seconds=round(time.perf_counter() - start, 3),
+    )
+    tmp_bin.replace(bin_path(prefix))  # the three renames come last, after all the work succeeded
+    tmp_idx.replace(idx_path(prefix))
+    stats.save(stats_path(prefix))
+    return stats
+
+
+def read_token_shard(prefix: str | Path):
+    """The megatron-core IndexedDataset at PREFIX (ds[i] = document i's ids, EOD last)."""
+    IndexedDataset = import_megatron_datasets().indexed_dataset.IndexedDataset
+
+    missing = [str(p) for p in (bin_path(prefix), idx_path(prefix)) if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"token shard {prefix}: missing {', '.join(missing)} (run prepare_data first)"
+        )
+    return IndexedDataset(str(prefix))
