@@ -135,7 +135,14 @@ class TrainSection:
     exit_at_step: int = 0  # end this invocation (with a checkpoint) at this step; 0 = at `steps`
 
     def validate(self) -> None:
-        for name in ("steps", "micro_batch_size", "global_batch_size", "log_interval", "eval_interval", "save_interval"):
+        for name in (
+            "steps",
+            "micro_batch_size",
+            "global_batch_size",
+            "log_interval",
+            "eval_interval",
+            "save_interval",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
         if self.precision not in ("fp32", "bf16"):

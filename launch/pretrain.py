@@ -1,8 +1,8 @@
 """Pretrain a BLOOM model with DeepSpeed.
 
-    python launch/pretrain.py                                  # the CPU demo
-    deepspeed --num_gpus 2 launch/pretrain.py --config configs/pretrain/NAME.yaml
-    python launch/pretrain.py --config ... --set train.steps=100 --dry-run
+python launch/pretrain.py                                  # the CPU demo
+deepspeed --num_gpus 2 launch/pretrain.py --config configs/pretrain/NAME.yaml
+python launch/pretrain.py --config ... --set train.steps=100 --dry-run
 """
 
 from __future__ import annotations

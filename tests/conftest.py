@@ -30,8 +30,12 @@ def small_data(tmp_path_factory) -> dict:
         "seq_len": 64,
         "valid_fraction": 0.05,
         "domains": [
-            {"name": name, "inputs": [str(root / "corpus" / name)], "prefix": str(root / "shards" / name),
-             "weight": weight}
+            {
+                "name": name,
+                "inputs": [str(root / "corpus" / name)],
+                "prefix": str(root / "shards" / name),
+                "weight": weight,
+            }
             for name, weight in (("financial", 0.6), ("general", 0.4))
         ],
     }
@@ -48,9 +52,19 @@ def tiny_run_config(tmp_path: Path, data: dict, name: str = "t", **sections) -> 
         "model": {"preset": "tiny", "overrides": {"hidden_size": 64, "num_layers": 2, "num_heads": 4}},
         "data": dict(data),
         "optim": {"lr": 3e-3, "min_lr": 3e-4, "warmup_steps": 2, "grad_clip": 1.0},
-        "train": {"steps": 8, "micro_batch_size": 2, "global_batch_size": 4, "precision": "fp32",
-                  "zero_stage": 2, "log_interval": 1, "eval_interval": 4, "eval_samples": 16,
-                  "save_interval": 4, "keep_last": 2, "torch_threads": 1},
+        "train": {
+            "steps": 8,
+            "micro_batch_size": 2,
+            "global_batch_size": 4,
+            "precision": "fp32",
+            "zero_stage": 2,
+            "log_interval": 1,
+            "eval_interval": 4,
+            "eval_samples": 16,
+            "save_interval": 4,
+            "keep_last": 2,
+            "torch_threads": 1,
+        },
         "logging": {"wandb": "disabled", "progress": False},
     }
     for section, values in sections.items():
@@ -68,9 +82,20 @@ def run_launcher(args: list[str], ranks: int = 1, timeout: int = 300, env: dict 
         cmd = [sys.executable, script, *args]
     else:
         port = str(29500 + os.getpid() % 1000)
-        cmd = [sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", str(ranks),
-               "--master_port", port, script, *args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "deepspeed.launcher.runner",
+            "--num_gpus",
+            str(ranks),
+            "--master_port",
+            port,
+            script,
+            *args,
+        ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=str(REPO))
     if proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+        raise AssertionError(
+            f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
+        )
     return proc

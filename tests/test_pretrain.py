@@ -35,7 +35,10 @@ def test_resume_equals_straight_run(tmp_path, small_data):
     run = tmp_path / "runs" / "resumed"
     ckpts = run / "checkpoints"
     assert (ckpts / "latest").read_text().strip() == "step_00000008"
-    assert sorted(p.name for p in ckpts.iterdir() if p.name.startswith("step_")) == ["step_00000004", "step_00000008"]
+    assert sorted(p.name for p in ckpts.iterdir() if p.name.startswith("step_")) == [
+        "step_00000004",
+        "step_00000008",
+    ]
     state = json.loads((ckpts / "step_00000008" / "trainer_state.json").read_text())
     assert state["step"] == 8 and state["consumed_samples"] == 8 * 4 and state["tokens_seen"] == 8 * 4 * 64
     assert (run / "loss.png").stat().st_size > 10_000
@@ -52,7 +55,9 @@ def test_resume_equals_straight_run(tmp_path, small_data):
 def test_two_rank_zero2_loss_falls(tmp_path, small_data):
     """deepspeed --num_gpus 2 on gloo: ZeRO-2 engine trains and validation loss falls."""
     cfg = tiny_run_config(
-        tmp_path, small_data, name="zero2",
+        tmp_path,
+        small_data,
+        name="zero2",
         train={"steps": 30, "eval_interval": 30, "save_interval": 30, "log_interval": 5},
         logging={"wandb": "offline", "progress": True},
     )
@@ -82,3 +87,23 @@ def test_bad_config_fails_before_compute(tmp_path, small_data):
     with pytest.raises(AssertionError, match="not divisible"):
         run_launcher(["--config", str(cfg)])
     assert not (tmp_path / "runs" / "bad").exists()
+
+
+def test_checkpoint_loads_as_plain_model(tmp_path, small_data):
+    """A ZeRO-2 checkpoint gives back a plain model whose loss matches the run's eval."""
+    import torch
+
+    from bloomberg_style.export.checkpoint import load_checkpoint_model, resolve_checkpoint
+
+    cfg = tiny_run_config(tmp_path, small_data, name="export", train={"steps": 4})
+    run_launcher(["--config", str(cfg)])
+    run = tmp_path / "runs" / "export"
+    assert resolve_checkpoint(run).name == "step_00000004"
+    assert (run / "tokenizer" / "tokenizer.json").is_file()
+    model = load_checkpoint_model(run)
+    trained = model.transformer.h[0].mlp.dense_h_to_4h.weight
+    assert trained.dtype == torch.float32 and trained.std() > 0
+    # Different from a fresh init with the same seed: the weights were trained.
+    torch.manual_seed(1234)
+    fresh = type(model)(model.config)
+    assert not torch.equal(fresh.transformer.h[0].mlp.dense_h_to_4h.weight, trained)

@@ -38,12 +38,15 @@ class UnigramBaseline:
         return total / count
 
 
-def unigram_baselines(train_dataset, valid_datasets: dict, vocab_size: int, train_samples: int = 2000) -> dict[str, float]:
+def unigram_baselines(
+    train_dataset, valid_datasets: dict, vocab_size: int, train_samples: int = 2000
+) -> dict[str, float]:
     """Cross-entropy per validation domain of a unigram model fit on training samples."""
     n = min(train_samples, len(train_dataset))
     model = UnigramBaseline(vocab_size).fit(_scored_labels(train_dataset[i]) for i in range(n))
     return {
-        name: model.cross_entropy(_scored_labels(ds[i]) for i in range(len(ds))) for name, ds in valid_datasets.items()
+        name: model.cross_entropy(_scored_labels(ds[i]) for i in range(len(ds)))
+        for name, ds in valid_datasets.items()
     }
 
 

@@ -118,7 +118,13 @@ def find_resume_checkpoint(ckpt_dir: Path, log=print) -> Path | None:
 
 
 def save_checkpoint(
-    engine, ckpt_dir: Path, step: int, trainer_state: dict[str, Any], dist: DistInfo, keep_last: int, keep: set[str]
+    engine,
+    ckpt_dir: Path,
+    step: int,
+    trainer_state: dict[str, Any],
+    dist: DistInfo,
+    keep_last: int,
+    keep: set[str],
 ) -> Path:
     """Write checkpoint `step` atomically on all ranks; returns its folder."""
     tag = tag_for_step(step)

@@ -13,9 +13,16 @@ def pretrain_main(parser: argparse.ArgumentParser, argv: list[str] | None = None
     from bloomberg_style.training.pretrain import DEMO_CONFIG
 
     parser.add_argument("--config", default=str(DEMO_CONFIG), help="run YAML (default: the CPU demo)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set train.steps=100 (repeatable)")
-    parser.add_argument("--dry-run", action="store_true", help="print the resolved config and batch arithmetic")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.steps=100 (repeatable)",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the resolved config and batch arithmetic"
+    )
     parser.add_argument("--local_rank", type=int, default=None, help=argparse.SUPPRESS)  # set by deepspeed
     args = parser.parse_args(argv)
     try:
@@ -26,11 +33,16 @@ def pretrain_main(parser: argparse.ArgumentParser, argv: list[str] | None = None
     if args.dry_run:
         print(cfg.to_yaml())
         t = cfg.train
-        print(json.dumps({
-            "tokens_per_step": t.global_batch_size * cfg.data.seq_len,
-            "total_tokens": t.steps * t.global_batch_size * cfg.data.seq_len,
-            "config_hash": cfg.hash(),
-        }, indent=1))
+        print(
+            json.dumps(
+                {
+                    "tokens_per_step": t.global_batch_size * cfg.data.seq_len,
+                    "total_tokens": t.steps * t.global_batch_size * cfg.data.seq_len,
+                    "config_hash": cfg.hash(),
+                },
+                indent=1,
+            )
+        )
         return 0
     from bloomberg_style.training.pretrain import run_pretraining
 

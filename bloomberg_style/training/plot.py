@@ -7,7 +7,16 @@ from pathlib import Path
 from bloomberg_style.training.metrics import read_jsonl
 
 # Events worth a marker on the loss plot (checkpoints are too frequent to draw).
-MARKED_EVENTS = {"lr_drop", "rollback", "dropout", "stop", "skip_step", "loss_spike", "resume", "weight_decay"}
+MARKED_EVENTS = {
+    "lr_drop",
+    "rollback",
+    "dropout",
+    "stop",
+    "skip_step",
+    "loss_spike",
+    "resume",
+    "weight_decay",
+}
 
 
 def plot_losses(run_dir: Path, out: Path | None = None) -> Path | None:
@@ -35,8 +44,16 @@ def plot_losses(run_dir: Path, out: Path | None = None) -> Path | None:
     for event in events:
         ax.axvline(event["step"], color="grey", ls="--", lw=0.8)
         label = event.get("label") or event["event"]
-        ax.annotate(label, (event["step"], 1.0), xycoords=("data", "axes fraction"), rotation=90,
-                    va="top", ha="right", fontsize=8, color="dimgrey")
+        ax.annotate(
+            label,
+            (event["step"], 1.0),
+            xycoords=("data", "axes fraction"),
+            rotation=90,
+            va="top",
+            ha="right",
+            fontsize=8,
+            color="dimgrey",
+        )
     ax.set_xlabel("step")
     ax.set_ylabel("loss (nats / token)")
     ax.set_title(run_dir.name)

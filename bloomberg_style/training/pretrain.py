@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,8 @@ def run_pretraining(cfg: RunConfig) -> dict[str, Any]:
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
+        if not (run_dir / "tokenizer").is_dir():  # the run folder is self-contained for export
+            shutil.copytree(cfg.data.tokenizer, run_dir / "tokenizer")
     barrier()
 
     tok = NumericUnigramTokenizer.load(cfg.data.tokenizer)
@@ -113,11 +116,14 @@ def run_pretraining(cfg: RunConfig) -> dict[str, Any]:
         warmup_steps=cfg.optim.warmup_steps,
         decay_steps=cfg.optim.decay_steps or max(1, t.steps - cfg.optim.warmup_steps),
     )
-    shape = {k: getattr(model_cfg, k) for k in ("vocab_size", "hidden_size", "num_layers", "num_heads")}
-    trainer = Trainer(cfg, dist, engine, datasets.train, datasets.valid, schedule, num_params, shape)
+    trainer = Trainer(
+        cfg, dist, engine, datasets.train, datasets.valid, schedule, num_params, model_cfg.to_dict()
+    )
     trainer.resume()
     # Opened once the resume step is known: lines logged after the checkpoint are redone.
-    metrics = trainer.metrics = MetricsLogger(cfg, run_dir, enabled=dist.is_main, resume_step=trainer.state.step)
+    metrics = trainer.metrics = MetricsLogger(
+        cfg, run_dir, enabled=dist.is_main, resume_step=trainer.state.step
+    )
     if dist.is_main:
         trainer._log(
             f"model {cfg.model.preset}: {num_params:,} parameters; {dist.world_size} rank(s) x "
@@ -148,15 +154,21 @@ def validation_summary(run_dir: Path) -> dict[str, Any]:
     def losses(r: dict) -> dict[str, float]:
         return {k.split("/")[1]: v for k, v in r.items() if k.startswith("valid/") and k.endswith("/loss")}
 
-    return {"valid_first": {"step": records[0]["step"], **losses(records[0])},
-            "valid_final": {"step": records[-1]["step"], **losses(records[-1])}}
+    return {
+        "valid_first": {"step": records[0]["step"], **losses(records[0])},
+        "valid_final": {"step": records[-1]["step"], **losses(records[-1])},
+    }
 
 
 def format_summary(summary: dict[str, Any]) -> str:
     first, final = summary.get("valid_first", {}), summary.get("valid_final", {})
     unigram = summary.get("unigram_baseline", {})
-    lines = [f"validation loss (nats/token)  step {first.get('step')} -> step {final.get('step')}  vs unigram"]
+    lines = [
+        f"validation loss (nats/token)  step {first.get('step')} -> step {final.get('step')}  vs unigram"
+    ]
     for domain, base in unigram.items():
-        lines.append(f"  {domain:<12} {first.get(domain, float('nan')):8.4f} -> {final.get(domain, float('nan')):8.4f}"
-                     f"   unigram {base:.4f}")
+        lines.append(
+            f"  {domain:<12} {first.get(domain, float('nan')):8.4f} -> {final.get(domain, float('nan')):8.4f}"
+            f"   unigram {base:.4f}"
+        )
     return "\n".join(lines)

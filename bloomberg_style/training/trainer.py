@@ -44,7 +44,7 @@ class Trainer:
         valid_datasets: dict[str, Any],
         schedule: WarmupCosineSchedule,
         num_parameters: int,
-        model_shape: dict[str, Any],
+        model_config: dict[str, Any],
     ):
         self.cfg = cfg
         self.dist = dist
@@ -52,15 +52,20 @@ class Trainer:
         self.train_dataset = train_dataset
         self.valid_datasets = valid_datasets
         self.schedule = schedule
-        self.metrics = MetricsLogger(cfg, cfg.run_dir, enabled=False)  # replaced once the resume step is known
-        self.model_shape = model_shape
+        self.metrics = MetricsLogger(
+            cfg, cfg.run_dir, enabled=False
+        )  # replaced once the resume step is known
+        self.model_config = model_config  # saved in every checkpoint: it is self-describing
+        self.model_shape = {
+            k: model_config[k] for k in ("vocab_size", "hidden_size", "num_layers", "num_heads")
+        }
         self.state = TrainerState()
         self.run_dir = cfg.run_dir
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.accum = cfg.train.grad_accumulation(dist.world_size)
         self.seq_len = cfg.data.seq_len
         self.flops_per_token = flops_per_token(
-            _Shape(**{k: model_shape[k] for k in ("num_layers", "hidden_size")}), num_parameters, self.seq_len
+            _Shape(model_config["num_layers"], model_config["hidden_size"]), num_parameters, self.seq_len
         )
         self.last_valid: dict[str, float] = {}
 
@@ -98,7 +103,11 @@ class Trainer:
         self.state.step += 1
         self.state.consumed_samples += self.cfg.train.global_batch_size
         self.state.tokens_seen += self.cfg.train.global_batch_size * self.seq_len
-        return {"loss": total / count, "lr": lr, "grad_norm": float(grad_norm) if grad_norm is not None else math.nan}
+        return {
+            "loss": total / count,
+            "lr": lr,
+            "grad_norm": float(grad_norm) if grad_norm is not None else math.nan,
+        }
 
     # ---- evaluation ------------------------------------------------------------------
     @torch.no_grad()
@@ -139,13 +148,20 @@ class Trainer:
             "schedule": self.schedule.state_dict(),
             "config_hash": self.cfg.hash(),
             "model_shape": self.model_shape,
+            "model_config": self.model_config,
             "world_size": self.dist.world_size,
             "last_valid": self.last_valid,
         }
 
     def save(self) -> Path:
         path = ckpt.save_checkpoint(
-            self.engine, self.ckpt_dir, self.state.step, self.trainer_state(), self.dist, self.cfg.train.keep_last, set()
+            self.engine,
+            self.ckpt_dir,
+            self.state.step,
+            self.trainer_state(),
+            self.dist,
+            self.cfg.train.keep_last,
+            set(),
         )
         self.metrics.event(self.state.step, "checkpoint", path=str(path))
         return path
@@ -179,14 +195,22 @@ class Trainer:
             self.metrics.event(start_step, "resume", label="resume")
         end = min(cfg.steps, cfg.exit_at_step) if cfg.exit_at_step else cfg.steps
         if start_step >= end:
-            self._log(f"nothing to do: the run is at step {start_step} and stops at {end} (train.steps={cfg.steps})")
+            self._log(
+                f"nothing to do: the run is at step {start_step} and stops at {end} (train.steps={cfg.steps})"
+            )
             return self.summary()
         if start_step == 0:
             valid = self.evaluate()
             self.metrics.log(0, {f"valid/{k}/loss": v for k, v in valid.items()})
             self._log("step 0 validation loss: " + _fmt(valid))
-        bar = tqdm(total=cfg.steps, initial=start_step, disable=not (self.dist.is_main and self.cfg.logging.progress),
-                   desc=self.cfg.name, unit="step", dynamic_ncols=True)
+        bar = tqdm(
+            total=cfg.steps,
+            initial=start_step,
+            disable=not (self.dist.is_main and self.cfg.logging.progress),
+            desc=self.cfg.name,
+            unit="step",
+            dynamic_ncols=True,
+        )
         window_tokens, window_start = 0, time.perf_counter()
         while self.state.step < end:
             stats = self.train_step()
@@ -198,8 +222,16 @@ class Trainer:
                 elapsed = time.perf_counter() - window_start
                 tps = window_tokens / elapsed
                 tflops = achieved_tflops(self.flops_per_token, window_tokens, elapsed, self.dist.world_size)
-                self.metrics.log(step, {**stats, "tokens": self.state.tokens_seen, "tokens_per_s": tps,
-                                        "tflops_per_device": tflops, "global_batch": cfg.global_batch_size})
+                self.metrics.log(
+                    step,
+                    {
+                        **stats,
+                        "tokens": self.state.tokens_seen,
+                        "tokens_per_s": tps,
+                        "tflops_per_device": tflops,
+                        "global_batch": cfg.global_batch_size,
+                    },
+                )
                 window_tokens, window_start = 0, time.perf_counter()
             if step % cfg.eval_interval == 0 or step == cfg.steps:
                 valid = self.evaluate()

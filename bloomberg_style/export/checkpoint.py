@@ -1,0 +1,63 @@
+"""Our training checkpoints -> a plain model, for export, evaluation, SFT and chat.
+
+A checkpoint folder is self-describing: `trainer_state.json` holds the model config,
+and DeepSpeed's files hold the weights (for ZeRO 1-3 the FP32 master copy is gathered
+from every rank's optimizer shard, so a bf16 run exports its full-precision weights).
+DeepSpeed's files are pickles: load only checkpoints your own runs wrote. What we hand
+to others (export_hf) is safetensors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from bloomberg_style.training.checkpoint import (
+    LATEST_FILE,
+    STATE_FILE,
+    find_resume_checkpoint,
+    read_trainer_state,
+)
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A run folder, its checkpoints/ folder or one step folder -> the step folder to load."""
+    path = Path(path)
+    if (path / STATE_FILE).is_file():
+        return path
+    for folder in (path / "checkpoints", path):
+        if (folder / LATEST_FILE).is_file() or folder.name == "checkpoints":
+            found = find_resume_checkpoint(folder, log=lambda *_: None)
+            if found is not None:
+                return found
+    raise FileNotFoundError(
+        f"no complete checkpoint in {path} (expected a run folder, checkpoints/ or step_* folder)"
+    )
+
+
+def load_checkpoint_state_dict(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(model config dict, FP32 state dict) of a checkpoint written by our trainer."""
+    step_dir = resolve_checkpoint(path)
+    state = read_trainer_state(step_dir)
+    if "model_config" not in state:
+        raise ValueError(f"{step_dir / STATE_FILE} has no model_config: not a bloomberg-style checkpoint")
+    if any(step_dir.glob("*optim_states.pt")) and any(step_dir.glob("zero_pp_rank_*")):
+        from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+
+        weights = get_fp32_state_dict_from_zero_checkpoint(str(step_dir.parent), tag=step_dir.name)
+    else:  # ZeRO stage 0: the module is saved whole
+        saved = torch.load(step_dir / "mp_rank_00_model_states.pt", map_location="cpu", weights_only=False)
+        weights = {k: v.float() for k, v in saved["module"].items()}
+    return state["model_config"], dict(weights)
+
+
+def load_checkpoint_model(path: str | Path, dtype: torch.dtype = torch.float32):
+    """A `BloomForCausalLM` with the weights of one of our checkpoints, in eval mode."""
+    from bloomberg_style.model import BloomForCausalLM, ModelConfig
+
+    config, weights = load_checkpoint_state_dict(path)
+    model = BloomForCausalLM(ModelConfig.from_dict(config))
+    weights.setdefault("lm_head.weight", weights["transformer.word_embeddings.weight"])  # tied
+    model.load_state_dict(weights, strict=True)
+    return model.to(dtype).eval()
