@@ -1,0 +1,223 @@
+"""Hugging Face BLOOM format, in and out.
+
+Our parameter names and fused QKV layout are HF BLOOM's ([heads, q|k|v,
+head_dim] rows), so the bridge is a rename at most: drop wrapper prefixes,
+add or drop the tied `lm_head.weight`, accept checkpoints saved from a bare
+`BloomModel` (no `transformer.` prefix). Every key and shape is checked.
+`transformers` is needed only for `to_hf_config`/`save_hf_folder`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..model.config import ModelConfig
+from ..model.model import BloomForCausalLM
+
+LM_HEAD = "lm_head.weight"
+EMBEDDING = "transformer.word_embeddings.weight"
+# Prefixes that wrappers add to state-dict keys: DDP/DeepSpeed engines and torch.compile.
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
+def _require_transformers():
+    try:
+        import transformers
+    except ImportError as err:  # a dev extra, not an install requirement
+        raise ImportError("Hugging Face export needs transformers: pip install transformers") from err
+    return transformers
+
+
+def to_hf_config(cfg: ModelConfig, **extra: Any):
+    """transformers.BloomConfig of the same architecture; extra kwargs (eos_token_id, ...) pass through.
+
+    Token ids default to None rather than BloomConfig's 1/2 (BLOOM's tokenizer, not ours):
+    pass eos_token_id=tokenizer.eod_id when exporting a trained model.
+    """
+    transformers = _require_transformers()
+    extra = {"bos_token_id": None, "eos_token_id": None, **extra}
+    return transformers.BloomConfig(
+        vocab_size=cfg.vocab_size,
+        hidden_size=cfg.hidden_size,
+        n_layer=cfg.num_layers,
+        n_head=cfg.num_heads,
+        layer_norm_epsilon=cfg.layer_norm_eps,
+        initializer_range=cfg.initializer_std,
+        hidden_dropout=cfg.hidden_dropout,
+        attention_dropout=cfg.attention_dropout,
+        apply_residual_connection_post_layernorm=False,
+        pretraining_tp=1,
+        slow_but_exact=False,
+        tie_word_embeddings=True,
+        architectures=["BloomForCausalLM"],
+        **extra,
+    )
+
+
+def config_from_hf(bloom_config: Any, **overrides: Any) -> ModelConfig:
+    """ModelConfig from a transformers.BloomConfig or its config.json dict."""
+    c = bloom_config.to_dict() if hasattr(bloom_config, "to_dict") else dict(bloom_config)
+    if c.get("model_type", "bloom") != "bloom":
+        raise ValueError(f"not a BLOOM config: model_type={c.get('model_type')!r}")
+    if c.get("apply_residual_connection_post_layernorm", False):
+        raise ValueError("apply_residual_connection_post_layernorm=True is not supported (pre-LN only)")
+    if not c.get("tie_word_embeddings", True):
+        raise ValueError("tie_word_embeddings=False is not supported (the LM head is the embedding)")
+
+    def pick(*names: str, default: Any = None) -> Any:
+        for n in names:
+            if c.get(n) is not None:
+                return c[n]
+        if default is None:
+            raise ValueError(f"BLOOM config lacks {names[0]!r}")
+        return default
+
+    fields = dict(
+        vocab_size=pick("vocab_size"),
+        hidden_size=pick("hidden_size", "n_embed"),
+        num_layers=pick("n_layer", "num_hidden_layers"),
+        num_heads=pick("n_head", "num_attention_heads"),
+        max_seq_len=pick("seq_length", "max_position_embeddings", default=2048),
+        layer_norm_eps=pick("layer_norm_epsilon", default=1e-5),
+        init_std=pick("initializer_range", default=0.02),
+        hidden_dropout=float(pick("hidden_dropout", default=0.0)),
+        attention_dropout=float(pick("attention_dropout", default=0.0)),
+    )
+    return ModelConfig.from_dict({**fields, **overrides})
+
+
+def _strip_wrappers(key: str) -> str:
+    changed = True
+    while changed:
+        changed = False
+        for prefix in WRAPPER_PREFIXES:
+            if key.startswith(prefix):
+                key, changed = key[len(prefix) :], True
+    return key
+
+
+def _expected_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """Every key of the HF/our state dict (tied head included) with its shape."""
+    d, f, v = cfg.hidden_size, cfg.ffn_hidden_size, cfg.vocab_size
+    shapes: dict[str, tuple[int, ...]] = {EMBEDDING: (v, d), LM_HEAD: (v, d)}
+    for ln in ("transformer.word_embeddings_layernorm", "transformer.ln_f"):
+        shapes.update({f"{ln}.weight": (d,), f"{ln}.bias": (d,)})
+    for i in range(cfg.num_layers):
+        p = f"transformer.h.{i}."
+        for ln in ("input_layernorm", "post_attention_layernorm"):
+            shapes.update({f"{p}{ln}.weight": (d,), f"{p}{ln}.bias": (d,)})
+        for name, (n_out, n_in) in {
+            "self_attention.query_key_value": (3 * d, d),
+            "self_attention.dense": (d, d),
+            "mlp.dense_h_to_4h": (f, d),
+            "mlp.dense_4h_to_h": (d, f),
+        }.items():
+            shapes.update({f"{p}{name}.weight": (n_out, n_in), f"{p}{name}.bias": (n_out,)})
+    return shapes
+
+
+def _check(state: dict[str, torch.Tensor], cfg: ModelConfig, what: str) -> None:
+    expected = _expected_shapes(cfg)
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise ValueError(f"{what}: missing keys {missing[:5]}, unexpected keys {unexpected[:5]}")
+    for k, shape in expected.items():
+        if tuple(state[k].shape) != shape:
+            raise ValueError(f"{what}: {k} has shape {tuple(state[k].shape)}, config expects {shape}")
+
+
+def to_hf_state_dict(
+    model_or_state_dict: BloomForCausalLM | dict[str, torch.Tensor],
+) -> dict[str, torch.Tensor]:
+    """HF BloomForCausalLM state dict (tensors shared, not copied; lm_head.weight included)."""
+    if isinstance(model_or_state_dict, BloomForCausalLM):
+        state, cfg = model_or_state_dict.state_dict(), model_or_state_dict.config
+    else:
+        state, cfg = dict(model_or_state_dict), None
+    out = {_strip_wrappers(k): v for k, v in state.items()}
+    out.setdefault(LM_HEAD, out.get(EMBEDDING))
+    if out[LM_HEAD] is None:
+        raise ValueError(f"state dict has neither {EMBEDDING!r} nor {LM_HEAD!r}")
+    if cfg is not None:
+        _check(out, cfg, "to_hf_state_dict")
+    return out
+
+
+def from_hf_state_dict(state_dict: dict[str, torch.Tensor], cfg: ModelConfig) -> dict[str, torch.Tensor]:
+    """Our state dict from a HF BLOOM one (BloomForCausalLM or bare BloomModel keys), checked against cfg."""
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state_dict.items():
+        key = _strip_wrappers(key)
+        if key != LM_HEAD and not key.startswith("transformer."):
+            key = "transformer." + key  # saved from BloomModel (e.g. bigscience/bloom-*)
+        out[key] = value
+    if EMBEDDING not in out:
+        raise ValueError(f"HF state dict lacks the word embedding ({EMBEDDING!r})")
+    head = out.setdefault(LM_HEAD, out[EMBEDDING])
+    if head is not out[EMBEDDING] and not torch.equal(head, out[EMBEDDING]):
+        raise ValueError("lm_head.weight differs from the word embedding: untied heads are not supported")
+    _check(out, cfg, "from_hf_state_dict")
+    return out
+
+
+def save_hf_folder(
+    model: BloomForCausalLM, out_dir: str | Path, dtype: torch.dtype | None = None, **config_extra
+) -> Path:
+    """Write config.json + model.safetensors loadable by transformers.AutoModelForCausalLM."""
+    from safetensors.torch import save_file
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    hf_config = to_hf_config(model.config, **config_extra)
+    state = to_hf_state_dict(model)
+    state.pop(LM_HEAD)  # tied: safetensors refuses shared storage, transformers re-ties it
+    state = {
+        k: (v.to(dtype) if dtype is not None else v).detach().contiguous().cpu() for k, v in state.items()
+    }
+    if dtype is not None:
+        hf_config.torch_dtype = str(dtype).removeprefix("torch.")
+    hf_config.save_pretrained(out)
+    save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
+    return out
+
+
+def _read_weights(folder: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    for index_name, loader in (
+        ("model.safetensors.index.json", load_file),
+        ("pytorch_model.bin.index.json", lambda p: torch.load(p, map_location="cpu", weights_only=True)),
+    ):
+        index = folder / index_name
+        if index.exists():
+            state: dict[str, torch.Tensor] = {}
+            for shard in sorted(set(json.loads(index.read_text())["weight_map"].values())):
+                state.update(loader(str(folder / shard)))
+            return state
+    if (folder / "model.safetensors").exists():
+        return load_file(str(folder / "model.safetensors"))
+    if (folder / "pytorch_model.bin").exists():
+        return torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
+    raise FileNotFoundError(f"{folder}: no model.safetensors, pytorch_model.bin or shard index found")
+
+
+def load_hf_folder(path: str | Path, dtype: torch.dtype | None = None) -> BloomForCausalLM:
+    """Our model from a HF BLOOM folder (no transformers needed)."""
+    folder = Path(path)
+    config_file = folder / "config.json"
+    if not config_file.exists():
+        raise FileNotFoundError(f"{folder}: no config.json (not a Hugging Face model folder)")
+    cfg = config_from_hf(json.loads(config_file.read_text()))
+    state = from_hf_state_dict(_read_weights(folder), cfg)
+    with torch.device("meta"):
+        model = BloomForCausalLM(cfg)
+    model.load_state_dict(state, assign=True)
+    model.lm_head.weight = model.transformer.word_embeddings.weight  # assign=True replaced the tie
+    if dtype is not None:
+        model.to(dtype)
+    return model

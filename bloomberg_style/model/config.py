@@ -1,0 +1,134 @@
+"""Shape and numerics of the BLOOM decoder, with named presets.
+
+One dataclass holds everything the model needs; presets give the CPU demo
+shapes, a size ladder for scaling studies and BloombergGPT-50B itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+ATTENTION_IMPLS = ("eager", "sdpa")
+
+
+@dataclass
+class ModelConfig:
+    """BLOOM decoder shape (pre-LN, ALiBi, tied embeddings, GELU-tanh)."""
+
+    vocab_size: int = 8192
+    hidden_size: int = 256
+    num_layers: int = 4
+    num_heads: int = 8
+    # Training length; information only: ALiBi has no position table, so any length runs.
+    max_seq_len: int = 256
+    layer_norm_eps: float = 1e-5
+    # None -> sqrt(1 / (3 * hidden)), the paper's init (0.006588 at hidden 7680).
+    init_std: float | None = None
+    hidden_dropout: float = 0.0
+    attention_dropout: float = 0.0
+    # "eager": matmul + ALiBi + FP32 softmax (the paper's numerics);
+    # "sdpa": torch's fused scaled_dot_product_attention with ALiBi as a float mask.
+    attention_impl: str = "eager"
+    # Scale q.k by 1/layer_number in the compute dtype and undo it in FP32 (Megatron/BLOOM).
+    query_key_layer_scaling: bool = True
+    # Recompute each block in the backward pass (torch.utils.checkpoint, non-reentrant).
+    activation_checkpointing: bool = False
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_heads
+
+    @property
+    def ffn_hidden_size(self) -> int:
+        return 4 * self.hidden_size
+
+    @property
+    def initializer_std(self) -> float:
+        """The std actually used: init_std, or the paper's sqrt(1/(3*hidden))."""
+        return self.init_std if self.init_std is not None else math.sqrt(1.0 / (3.0 * self.hidden_size))
+
+    def num_parameters(self) -> int:
+        """Closed form: L*(12D^2 + 13D) + V*D + 4D (tied head counted once)."""
+        d, layers, v = self.hidden_size, self.num_layers, self.vocab_size
+        return layers * (12 * d * d + 13 * d) + v * d + 4 * d
+
+    def validate(self) -> ModelConfig:
+        """Raise ValueError naming the field on bad values; return self for chaining."""
+        for name in ("vocab_size", "hidden_size", "num_layers", "num_heads", "max_seq_len"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"ModelConfig.{name} must be a positive integer, got {value!r}")
+        if self.hidden_size % self.num_heads != 0:
+            raise ValueError(
+                f"ModelConfig.hidden_size ({self.hidden_size}) must be divisible by "
+                f"ModelConfig.num_heads ({self.num_heads})"
+            )
+        for name in ("hidden_dropout", "attention_dropout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+                raise ValueError(f"ModelConfig.{name} must be a number in [0, 1), got {value!r}")
+        if isinstance(self.layer_norm_eps, bool) or not isinstance(self.layer_norm_eps, (int, float)):
+            raise ValueError(f"ModelConfig.layer_norm_eps must be a number, got {self.layer_norm_eps!r}")
+        if self.layer_norm_eps <= 0:
+            raise ValueError(f"ModelConfig.layer_norm_eps must be > 0, got {self.layer_norm_eps!r}")
+        if self.init_std is not None and (
+            isinstance(self.init_std, bool)
+            or not isinstance(self.init_std, (int, float))
+            or self.init_std <= 0
+        ):
+            raise ValueError(f"ModelConfig.init_std must be None or a positive number, got {self.init_std!r}")
+        if self.attention_impl not in ATTENTION_IMPLS:
+            raise ValueError(
+                f"ModelConfig.attention_impl must be one of {ATTENTION_IMPLS}, got {self.attention_impl!r}"
+            )
+        for name in ("query_key_layer_scaling", "activation_checkpointing"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"ModelConfig.{name} must be true or false, got {getattr(self, name)!r}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """Build from a mapping (YAML/JSON); unknown keys are an error, not silently dropped."""
+        if not isinstance(data, dict):
+            raise ValueError(f"ModelConfig.from_dict expects a mapping, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key in data:
+            if key not in known:
+                raise ValueError(f"unknown ModelConfig key {key!r}; known keys: {sorted(known)}")
+        return cls(**data)
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> ModelConfig:
+        """A named shape, with field overrides (e.g. vocab_size from the tokenizer)."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown model preset {name!r}; known presets: {sorted(PRESETS)}")
+        return cls.from_dict({**PRESETS[name], **overrides})
+
+
+# Vocabulary 2^17 is the paper's tokenizer; CPU presets default to 8192 and are
+# normally overridden with the demo tokenizer's vocab_size.
+PRESETS: dict[str, dict[str, Any]] = {
+    # CPU demo: trains at a few thousand tokens/s on 2 cores.
+    "tiny": dict(vocab_size=8192, hidden_size=256, num_layers=4, num_heads=8, max_seq_len=256),
+    # Same scale with 6 heads: exercises the non-power-of-two ALiBi slopes, like 40 heads at 50B.
+    "tiny-6h": dict(vocab_size=8192, hidden_size=192, num_layers=4, num_heads=6, max_seq_len=256),
+    "small": dict(vocab_size=8192, hidden_size=384, num_layers=6, num_heads=6, max_seq_len=512),
+    # Scaling ladder (parameter counts with the 2^17 vocabulary).
+    "ladder-190m": dict(vocab_size=131072, hidden_size=768, num_layers=12, num_heads=12, max_seq_len=2048),
+    "ladder-440m": dict(vocab_size=131072, hidden_size=1024, num_layers=24, num_heads=16, max_seq_len=2048),
+    "ladder-1.5b": dict(vocab_size=131072, hidden_size=2048, num_layers=24, num_heads=16, max_seq_len=2048),
+    "ladder-7b": dict(vocab_size=131072, hidden_size=4096, num_layers=32, num_heads=32, max_seq_len=2048),
+    # BloombergGPT (arXiv 2303.17564): 50,558,868,480 parameters.
+    "bloomberggpt-50b": dict(
+        vocab_size=131072, hidden_size=7680, num_layers=70, num_heads=40, max_seq_len=2048
+    ),
+}
