@@ -1,0 +1,225 @@
+"""The numeric-aware byte-level Unigram tokenizer: build, save, load, encode, decode.
+
+Id layout (fixed, so tools can rely on it):
+    0          <|endoftext|> (EOD), the document separator
+    1 + b      the byte symbol of byte b, for b in 0..255
+    257 ...    learned pieces, most probable first
+
+EOD is a vocabulary entry but not an "added token": the encoder never splits
+it out of text. A literal "<|endoftext|>" inside a document is encoded as
+ordinary pieces ("<|", "endoftext", "|>"), can never become id 0 (the regex
+always cuts between punctuation and letters), and decodes back to the same
+text. Only code that means a document boundary writes ``eod_id``, so a
+document quoting the string cannot inject fake boundaries. ``decode(
+[eod_id])`` gives "<|endoftext|>" so boundaries stay visible.
+
+Strings with lone surrogates (e.g. from bytes decoded with errors=
+"surrogateescape") have no UTF-8 form; encode raises ValueError naming the
+position rather than guessing bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from tokenizers import Tokenizer, decoders, models
+from tqdm.auto import tqdm
+
+from tokenizer.merge import prune_unigram_model
+from tokenizer.pretokenize import BYTE_SYMBOLS, PRETOKENIZE_PATTERN, SYMBOL_TO_BYTE, build_pre_tokenizer
+from tokenizer.unigram import MIN_VOCAB_SIZE, UnigramModel, train_unigram, utf8_len
+
+EOD_TOKEN = "<|endoftext|>"
+EOD_ID = 0
+DIGITS = frozenset("0123456789")
+
+
+def check_model(model: UnigramModel) -> None:
+    """Reject pieces the numeric byte-level tokenizer must not have, naming the piece."""
+    seen: set[str] = set()
+    for piece, lp in model.pieces:
+        if not piece:
+            raise ValueError("empty piece in model")
+        if piece in seen:
+            raise ValueError(f"duplicate piece {piece!r}")
+        seen.add(piece)
+        if piece == EOD_TOKEN:
+            raise ValueError(f"{EOD_TOKEN} must not be a model piece; from_model adds it at id {EOD_ID}")
+        if not math.isfinite(lp):
+            raise ValueError(f"piece {piece!r} has log probability {lp}")
+        bad = [c for c in piece if c not in SYMBOL_TO_BYTE]
+        if bad:
+            raise ValueError(f"piece {piece!r} has {bad[0]!r}, not a byte-level symbol")
+        if len(piece) > 1 and DIGITS.intersection(piece):
+            raise ValueError(f"piece {piece!r} joins a digit with other bytes; digits must stand alone")
+    missing = [b for b, s in enumerate(BYTE_SYMBOLS) if s not in seen]
+    if missing:
+        raise ValueError(f"model lacks {len(missing)} byte symbols, e.g. bytes {missing[:5]}")
+
+
+class NumericUnigramTokenizer:
+    """A ``tokenizers.Tokenizer`` (Unigram, paper regex, ByteLevel) with the EOD conventions above."""
+
+    def __init__(self, backend: Tokenizer):
+        if backend.token_to_id(EOD_TOKEN) != EOD_ID:
+            raise ValueError(f"{EOD_TOKEN} must have id {EOD_ID}, got {backend.token_to_id(EOD_TOKEN)}")
+        backend.encode_special_tokens = True  # never split EOD out of text, even if marked special
+        self.backend = backend
+
+    def __reduce__(self):
+        """Pickle (for worker processes) through __init__, which re-applies the settings above."""
+        return (type(self), (self.backend,))
+
+    @classmethod
+    def from_model(cls, model: UnigramModel) -> NumericUnigramTokenizer:
+        """Tokenizer with the model's pieces and scores in the fixed id layout (EOD, bytes, learned)."""
+        check_model(model)
+        byte_set = set(BYTE_SYMBOLS)
+        scores = dict(model.pieces)
+        learned = sorted(
+            ((p, lp) for p, lp in model.pieces if p not in byte_set), key=lambda x: (-x[1], x[0])
+        )
+        eod_score = min(scores.values())  # never used: no pretokenized text can match EOD
+        vocab = [(EOD_TOKEN, eod_score)] + [(s, scores[s]) for s in BYTE_SYMBOLS] + learned
+        backend = Tokenizer(models.Unigram(vocab, unk_id=None, byte_fallback=False))
+        backend.pre_tokenizer = build_pre_tokenizer()
+        backend.decoder = decoders.ByteLevel()
+        return cls(backend)
+
+    @classmethod
+    def train(
+        cls, texts: Iterable[str], vocab_size: int, *, max_piece_length: int = 16, show_progress: bool = False
+    ) -> NumericUnigramTokenizer:
+        """One Unigram model on all texts (no split-and-merge), at most ``vocab_size`` tokens."""
+        model = train_unigram(
+            texts, vocab_size, max_piece_length=max_piece_length, show_progress=show_progress
+        )
+        return cls.from_model(prune_unigram_model(model, vocab_size))
+
+    def save(self, directory: str | Path) -> Path:
+        """tokenizer.json plus the configs that ``transformers.AutoTokenizer`` reads."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        self.backend.save(str(out / "tokenizer.json"))
+        special = {"bos_token": EOD_TOKEN, "eos_token": EOD_TOKEN}
+        config = {
+            "tokenizer_class": "PreTrainedTokenizerFast",
+            **special,
+            # transformers registers eos as a special token; keep literal text literal, as encode() does
+            "split_special_tokens": True,
+            "clean_up_tokenization_spaces": False,  # decode must not touch spaces before punctuation
+        }
+        (out / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        (out / "special_tokens_map.json").write_text(json.dumps(special, indent=2) + "\n", encoding="utf-8")
+        return out
+
+    @classmethod
+    def load(cls, path: str | Path) -> NumericUnigramTokenizer:
+        """From a directory written by ``save`` or a tokenizer.json file."""
+        file = Path(path)
+        if file.is_dir():
+            file = file / "tokenizer.json"
+        if not file.is_file():
+            raise FileNotFoundError(f"no tokenizer file at {file}")
+        backend = Tokenizer.from_file(str(file))
+        spec = json.loads(backend.to_str())
+        if spec["model"]["type"] != "Unigram":
+            raise ValueError(f"{file}: model is {spec['model']['type']}, expected Unigram")
+        if spec["pre_tokenizer"] != json.loads(build_pre_tokenizer().__getstate__()):
+            raise ValueError(f"{file}: pre_tokenizer is not the paper's regex + ByteLevel one")
+        if (spec.get("decoder") or {}).get("type") != "ByteLevel":
+            raise ValueError(f"{file}: decoder is not ByteLevel, so decode would not give text back")
+        return cls(backend)
+
+    @property
+    def eod_id(self) -> int:
+        return EOD_ID
+
+    @property
+    def vocab_size(self) -> int:
+        """True number of ids (not rounded up; the model config pads its embedding separately)."""
+        return self.backend.get_vocab_size(with_added_tokens=True)
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of text; no special tokens added."""
+        try:
+            return self.backend.encode(text, add_special_tokens=False).ids
+        except TypeError:
+            utf8_len(text, "text")  # raises the clear error (not a str / lone surrogate)
+            raise
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """``encode`` of each text, in parallel Rust threads."""
+        texts = list(texts)
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise TypeError(f"texts[{i}]: expected str, got {type(t).__name__}")
+        try:
+            return [e.ids for e in self.backend.encode_batch_fast(texts, add_special_tokens=False)]
+        except TypeError:
+            for i, t in enumerate(texts):
+                utf8_len(t, f"texts[{i}]")
+            raise
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Text of ids; EOD appears as "<|endoftext|>". A cut inside a UTF-8 character gives U+FFFD."""
+        ids = [int(i) for i in ids]
+        if ids and not (min(ids) >= 0 and max(ids) < self.vocab_size):
+            bad = next(i for i in ids if not 0 <= i < self.vocab_size)
+            raise ValueError(f"token id {bad} outside the vocabulary [0, {self.vocab_size})")
+        return self.backend.decode(ids, skip_special_tokens=False)
+
+    def token_to_id(self, token: str) -> int | None:
+        return self.backend.token_to_id(token)
+
+    def id_to_token(self, id_: int) -> str | None:
+        return self.backend.id_to_token(id_)
+
+
+def train_from_texts(
+    texts: Iterable[str],
+    output_dir: str | Path,
+    vocab_size: int = 131072,
+    *,
+    max_piece_length: int = 16,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Train one tokenizer on texts, save it to output_dir with training_stats.json; return the stats."""
+    if vocab_size < MIN_VOCAB_SIZE:
+        raise ValueError(f"vocab_size={vocab_size} is below {MIN_VOCAB_SIZE} (256 byte symbols + EOD)")
+    out = Path(output_dir)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"output {out} exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)  # fail on permissions before reading any data
+
+    n_docs = 0
+
+    def counted() -> Iterator[str]:
+        nonlocal n_docs
+        for text in tqdm(texts, desc="reading documents", unit=" docs", disable=not show_progress):
+            n_docs += 1
+            yield text
+
+    start = time.perf_counter()
+    model = train_unigram(
+        counted(), vocab_size, max_piece_length=max_piece_length, show_progress=show_progress
+    )
+    tok = NumericUnigramTokenizer.from_model(prune_unigram_model(model, vocab_size))
+    tok.save(out)
+    stats = {
+        "documents": n_docs,
+        "bytes": model.bytes_seen,
+        "vocab_size": tok.vocab_size,
+        "requested_vocab_size": vocab_size,
+        "eod_id": tok.eod_id,
+        "max_piece_length": max_piece_length,
+        "pretokenize_pattern": PRETOKENIZE_PATTERN,
+        "wall_time_s": round(time.perf_counter() - start, 3),
+    }
+    (out / "training_stats.json").write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
+    return stats
