@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import types
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -124,6 +125,10 @@ class TrainSection:
     global_batch_size: int = 8  # sequences per optimizer step, all ranks together
     precision: str = "bf16"  # "fp32" | "bf16" (bf16 compute, FP32 master weights)
     zero_stage: int = 2
+    # ZeRO-3 hierarchical sharding group (the paper: 128 GPUs, 4 replicas on 512); 0 = all ranks.
+    # DeepSpeed with MiCS gets mics_shard_size; releases that removed MiCS (0.19+) get ZeRO++'s
+    # hierarchical partition (zero_hpz_partition_size), its supported successor.
+    shard_group_size: int = 0
     activation_checkpointing: bool = False
     seed: int = 1234
     log_interval: int = 5
@@ -133,6 +138,11 @@ class TrainSection:
     keep_last: int = 3
     torch_threads: int = 0  # intra-op threads per rank on CPU; 0 = cores / ranks
     exit_at_step: int = 0  # end this invocation (with a checkpoint) at this step; 0 = at `steps`
+    # Batch-size ramp: [[step, global_batch], ...]; from `step` on the global batch is that size
+    # (reached through gradient accumulation at a fixed micro batch). Empty = global_batch_size.
+    batch_ramp: list[list[int]] = field(default_factory=list)
+    deepspeed_json: str = ""  # extra DeepSpeed settings (e.g. MiCS), merged into the derived config
+    peak_tflops: float = 0.0  # per-device peak for MFU; 0 = look the device up in the table
 
     def validate(self) -> None:
         for name in (
@@ -149,22 +159,156 @@ class TrainSection:
             raise ConfigError(f"train.precision must be 'fp32' or 'bf16', got {self.precision!r}")
         if self.zero_stage not in (0, 1, 2, 3):
             raise ConfigError(f"train.zero_stage must be 0, 1, 2 or 3, got {self.zero_stage}")
+        if self.shard_group_size < 0 or (self.shard_group_size and self.zero_stage != 3):
+            raise ConfigError(
+                f"train.shard_group_size={self.shard_group_size} needs zero_stage 3 and must be >= 0"
+            )
         if self.keep_last < 1:
             raise ConfigError(f"train.keep_last must be >= 1, got {self.keep_last}")
         if self.exit_at_step < 0:
             raise ConfigError(f"train.exit_at_step must be >= 0, got {self.exit_at_step}")
         if self.eval_samples < 0:
             raise ConfigError(f"train.eval_samples must be >= 0, got {self.eval_samples}")
+        last = -1
+        for i, entry in enumerate(self.batch_ramp):
+            if len(entry) != 2 or entry[0] <= last or entry[1] < 1:
+                raise ConfigError(
+                    f"train.batch_ramp[{i}] = {entry}: entries are [step, global_batch] with increasing "
+                    "steps and a positive batch"
+                )
+            last = entry[0]
+        if self.batch_ramp and self.batch_ramp[0][0] != 0:
+            self.batch_ramp.insert(0, [0, self.global_batch_size])
 
-    def grad_accumulation(self, world_size: int) -> int:
+    def global_batch_at(self, step: int) -> int:
+        """Global batch (sequences) used by optimizer step `step` (0-based)."""
+        batch = self.global_batch_size
+        for start, size in self.batch_ramp:
+            if step >= start:
+                batch = size
+        return batch
+
+    def samples_before(self, step: int) -> int:
+        """Sequences consumed by steps [0, step): the data position, exact across ramps."""
+        total, prev_start, prev_batch = 0, 0, self.global_batch_at(0)
+        for start, size in self.batch_ramp:
+            if start >= step:
+                break
+            total += (start - prev_start) * prev_batch
+            prev_start, prev_batch = start, size
+        return total + (step - prev_start) * prev_batch
+
+    def grad_accumulation(self, world_size: int, global_batch: int | None = None) -> int:
         """Micro-batches per rank per step; the batch arithmetic is checked once, here."""
         per_step = self.micro_batch_size * world_size
-        if self.global_batch_size % per_step:
-            raise ConfigError(
-                f"train.global_batch_size={self.global_batch_size} is not divisible by "
-                f"micro_batch_size ({self.micro_batch_size}) x ranks ({world_size})"
-            )
-        return self.global_batch_size // per_step
+        batches = (
+            [global_batch] if global_batch else [self.global_batch_size] + [b for _, b in self.batch_ramp]
+        )
+        for batch in batches:
+            if batch % per_step:
+                raise ConfigError(
+                    f"global batch {batch} (train.global_batch_size / train.batch_ramp) is not divisible by "
+                    f"micro_batch_size ({self.micro_batch_size}) x ranks ({world_size})"
+                )
+        return (global_batch or self.global_batch_size) // per_step
+
+
+@dataclass
+class FaultsSection:
+    """What to do about non-finite steps and loss spikes (OPT/BLOOM logbooks, by policy)."""
+
+    spike_window: int = 50  # moving window of recent train losses
+    spike_sigma: float = 6.0  # a spike: loss > mean + sigma * std of the window ...
+    spike_min_ratio: float = 1.2  # ... and loss > ratio * mean (guards a very flat window); 0 = off
+    max_consecutive_skips: int = 3  # this many non-finite (skipped) steps in a row -> rollback
+    rollback: bool = True  # roll back to the last good checkpoint and skip the data window
+    max_rollbacks: int = 5  # give up (stop with an error) after this many rollbacks
+
+    def validate(self) -> None:
+        if self.spike_window < 2:
+            raise ConfigError(f"faults.spike_window must be >= 2, got {self.spike_window}")
+        if not self.spike_sigma > 0:
+            raise ConfigError(f"faults.spike_sigma must be > 0, got {self.spike_sigma}")
+        if self.spike_min_ratio < 0:
+            raise ConfigError(f"faults.spike_min_ratio must be >= 0, got {self.spike_min_ratio}")
+        if self.max_consecutive_skips < 1 or self.max_rollbacks < 0:
+            raise ConfigError("faults.max_consecutive_skips must be >= 1 and faults.max_rollbacks >= 0")
+
+
+@dataclass
+class ControllerAction:
+    """One intervention. Applied in list order, one per detected plateau (or at `step`)."""
+
+    lr_factor: float = 1.0  # multiply peak and floor LR
+    attention_dropout: float | None = None
+    hidden_dropout: float | None = None
+    weight_decay: float | None = None
+    rollback: bool = False  # back to the checkpoint at the plateau's start; reshuffle unseen data
+    stop: bool = False  # end the run here
+    step: int = 0  # scripted mode: the step to apply it at
+    label: str = ""
+
+    def validate(self, where: str) -> None:
+        if not self.lr_factor > 0:
+            raise ConfigError(f"{where}.lr_factor must be > 0, got {self.lr_factor}")
+        for name in ("attention_dropout", "hidden_dropout"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value < 1:
+                raise ConfigError(f"{where}.{name} must be in [0, 1), got {value}")
+        if self.weight_decay is not None and self.weight_decay < 0:
+            raise ConfigError(f"{where}.weight_decay must be >= 0, got {self.weight_decay}")
+        if self.step < 0:
+            raise ConfigError(f"{where}.step must be >= 0, got {self.step}")
+
+
+def paper_actions() -> list[ControllerAction]:
+    """BloombergGPT's interventions: LR x2/3 (with rollback), x1/2 with dropout 0.1, x1/2."""
+    return [
+        ControllerAction(lr_factor=2 / 3, rollback=True, label="LR x2/3"),
+        ControllerAction(
+            lr_factor=0.5, attention_dropout=0.1, hidden_dropout=0.1, label="LR x1/2, dropout 0.1"
+        ),
+        ControllerAction(lr_factor=0.5, label="LR x1/2"),
+    ]
+
+
+@dataclass
+class ControllerSection:
+    """LR drops on a validation plateau (or at scripted steps), best-checkpoint choice."""
+
+    mode: str = "off"  # "off" | "plateau" | "scripted"
+    metric: str = "total"  # "total" (weighted over domains) or a domain name
+    weights: dict[str, float] = field(default_factory=dict)  # for "total"; default: mixture weights
+    patience: int = 3000  # no improvement within this many steps (or tokens) = plateau
+    patience_unit: str = "steps"  # "steps" | "tokens"
+    threshold: float = 0.0  # an improvement must exceed this (absolute, nats)
+    smoothing: float = 0.0  # exponential weight of the newest eval (the paper: 0.001); 0 = none
+    actions: list[ControllerAction] = field(default_factory=paper_actions)
+    stop_when_exhausted: bool = True
+    scale: float = 1.0  # scripted mode: multiply every action's step (replay the paper smaller)
+    stop_step: int = 0  # scripted mode: stop here (after scaling); 0 = none
+
+    def validate(self) -> None:
+        if self.mode not in ("off", "plateau", "scripted"):
+            raise ConfigError(f"controller.mode must be off, plateau or scripted, got {self.mode!r}")
+        if self.patience < 1:
+            raise ConfigError(f"controller.patience must be >= 1, got {self.patience}")
+        if self.patience_unit not in ("steps", "tokens"):
+            raise ConfigError(f"controller.patience_unit must be steps or tokens, got {self.patience_unit!r}")
+        if self.threshold < 0:
+            raise ConfigError(f"controller.threshold must be >= 0, got {self.threshold}")
+        if not 0 <= self.smoothing < 1:
+            raise ConfigError(f"controller.smoothing must be in [0, 1), got {self.smoothing}")
+        if not self.scale > 0:
+            raise ConfigError(f"controller.scale must be > 0, got {self.scale}")
+        for i, action in enumerate(self.actions):
+            action.validate(f"controller.actions[{i}]")
+        if self.mode == "scripted":
+            steps = [a.step for a in self.actions]
+            if any(s <= 0 for s in steps) or steps != sorted(steps):
+                raise ConfigError(
+                    f"controller.actions: scripted mode needs increasing steps > 0, got {steps}"
+                )
 
 
 @dataclass
@@ -173,6 +317,7 @@ class LoggingSection:
     wandb: str = "auto"  # "auto" | "offline" | "online" | "disabled"
     wandb_project: str = "bloomberg-style"
     progress: bool = True  # tqdm bar on rank 0
+    tensorboard: bool = False  # also write RUN/tensorboard/ (needs the tensorboard package)
 
     def validate(self) -> None:
         if self.wandb not in ("auto", "offline", "online", "disabled"):
@@ -191,6 +336,8 @@ class RunConfig:
     optim: OptimSection = field(default_factory=OptimSection)
     train: TrainSection = field(default_factory=TrainSection)
     logging: LoggingSection = field(default_factory=LoggingSection)
+    faults: FaultsSection = field(default_factory=FaultsSection)
+    controller: ControllerSection = field(default_factory=ControllerSection)
 
     @property
     def run_dir(self) -> Path:
@@ -199,8 +346,22 @@ class RunConfig:
     def validate(self) -> RunConfig:
         if not self.name or "/" in self.name:
             raise ConfigError(f"name must be a non-empty folder name, got {self.name!r}")
-        for section in (self.model, self.data, self.optim, self.train, self.logging):
+        for section in (
+            self.model,
+            self.data,
+            self.optim,
+            self.train,
+            self.logging,
+            self.faults,
+            self.controller,
+        ):
             section.validate()
+        c = self.controller
+        if c.metric != "total" and c.metric not in {d.name for d in self.data.domains}:
+            raise ConfigError(f"controller.metric {c.metric!r} is neither 'total' nor a domain name")
+        unknown = set(c.weights) - {d.name for d in self.data.domains}
+        if unknown:
+            raise ConfigError(f"controller.weights names unknown domains {sorted(unknown)}")
         return self
 
     # ---- YAML in and out ------------------------------------------------------------
@@ -291,6 +452,10 @@ def _from_dict(cls: type, data: Any, where: str) -> Any:
 
 
 def _coerce(hint: Any, value: Any, where: str) -> Any:
+    if isinstance(hint, types.UnionType):  # `X | None`
+        if value is None and type(None) in hint.__args__:
+            return None
+        (hint,) = [a for a in hint.__args__ if a is not type(None)]
     origin = getattr(hint, "__origin__", None)
     if dataclasses.is_dataclass(hint):
         return _from_dict(hint, value, where)

@@ -68,7 +68,7 @@ def tiny_run_config(tmp_path: Path, data: dict, name: str = "t", **sections) -> 
         "logging": {"wandb": "disabled", "progress": False},
     }
     for section, values in sections.items():
-        cfg[section] = {**cfg[section], **values} if isinstance(values, dict) else values
+        cfg[section] = {**cfg.get(section, {}), **values} if isinstance(values, dict) else values
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
     return path

@@ -20,6 +20,9 @@ import os
 import random
 import re
 import shutil
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -125,8 +128,13 @@ def save_checkpoint(
     dist: DistInfo,
     keep_last: int,
     keep: set[str],
+    before_publish: Callable[[], None] | None = None,
 ) -> Path:
-    """Write checkpoint `step` atomically on all ranks; returns its folder."""
+    """Write checkpoint `step` atomically on all ranks; returns its folder.
+
+    `before_publish` runs on every rank after the shards are written and before the
+    folder is renamed and `latest` moved (fault-injection tests kill the process there).
+    """
     tag = tag_for_step(step)
     tmp_tag = f".tmp-{tag}"
     final = ckpt_dir / tag
@@ -137,6 +145,8 @@ def save_checkpoint(
     engine.save_checkpoint(str(ckpt_dir), tag=tmp_tag, save_latest=False)
     atomic_write_text(ckpt_dir / tmp_tag / f"rng_rank{dist.rank}.json", json.dumps(rng_state()))
     barrier()  # every rank has finished writing its shards
+    if before_publish is not None:
+        before_publish()
     if dist.is_main:
         atomic_write_text(ckpt_dir / tmp_tag / STATE_FILE, json.dumps(trainer_state, indent=1))
         if final.exists():  # the same step saved again (e.g. after a rollback)
@@ -158,10 +168,41 @@ def prune_checkpoints(ckpt_dir: Path, keep_last: int, keep: set[str]) -> list[Pa
     return doomed
 
 
-def load_checkpoint(engine, path: Path, dist: DistInfo) -> dict[str, Any]:
+UNIVERSAL = "universal"
+
+
+def needs_reshard(path: Path, world_size: int, zero_stage: int) -> bool:
+    """True if a checkpoint was written on another rank count or ZeRO stage."""
+    saved = read_trainer_state(path)
+    return saved.get("world_size") != world_size or saved.get("zero_stage", zero_stage) != zero_stage
+
+
+def convert_to_universal(path: Path, log=print) -> Path:
+    """DeepSpeed universal checkpoint of `path` (in `path/universal`), made once.
+
+    The universal format stores every parameter's FP32 weights and Adam moments whole,
+    so any rank count and ZeRO stage can load them (DeepSpeed #2898, #3810, #6441).
+    """
+    out = path / UNIVERSAL
+    if (out / "mp_rank_00_model_states.pt").is_file():
+        return out
+    tmp = path / f".{UNIVERSAL}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    log(f"converting {path} to a universal checkpoint for the new rank count / ZeRO stage")
+    cmd = [sys.executable, "-m", "deepspeed.checkpoint.ds_to_universal", "--input_folder", str(path),
+           "--output_folder", str(tmp), "--num_extract_workers", "1", "--num_merge_workers", "1"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"ds_to_universal failed on {path}:\n{proc.stderr[-3000:]}")
+    os.replace(tmp, out)
+    return out
+
+
+def load_checkpoint(engine, path: Path, dist: DistInfo, universal: bool = False) -> dict[str, Any]:
     """Load DeepSpeed state, this rank's RNG and our trainer state from a complete checkpoint."""
+    load_dir, tag = (path, UNIVERSAL) if universal else (path.parent, path.name)
     load_path, _ = engine.load_checkpoint(
-        str(path.parent), tag=path.name, load_optimizer_states=True, load_lr_scheduler_states=False
+        str(load_dir), tag=tag, load_optimizer_states=True, load_lr_scheduler_states=False
     )
     if load_path is None:
         raise RuntimeError(f"DeepSpeed could not load the checkpoint at {path}")

@@ -47,8 +47,8 @@ def pretrain_main(parser: argparse.ArgumentParser, argv: list[str] | None = None
     from bloomberg_style.training.pretrain import run_pretraining
 
     try:
-        run_pretraining(cfg)
+        summary = run_pretraining(cfg)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return 0
+    return int(summary.get("exit_code", 0))

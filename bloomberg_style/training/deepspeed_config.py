@@ -6,21 +6,35 @@ the optimizer's param groups every step, so no DeepSpeed scheduler can override 
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
-from bloomberg_style.config import RunConfig
+from bloomberg_style.config import ConfigError, RunConfig
+
+# Keys the run config owns: a DeepSpeed JSON may repeat them only with the same value.
+OWNED = ("train_batch_size", "train_micro_batch_size_per_gpu", "gradient_accumulation_steps",
+         "gradient_clipping", "optimizer", "bf16", "fp16", "scheduler")  # fmt: skip
 
 
 def build_deepspeed_config(cfg: RunConfig, world_size: int, accelerator: str) -> dict[str, Any]:
     t, o = cfg.train, cfg.optim
-    accum = t.grad_accumulation(world_size)
+    t.grad_accumulation(world_size)  # every batch of the ramp must split evenly
+    first = t.global_batch_at(0)  # the engine starts at the ramp's first batch
+    accum = t.grad_accumulation(world_size, first)
     zero: dict[str, Any] = {"stage": t.zero_stage}
     if t.zero_stage >= 2:
         zero.update(overlap_comm=accelerator == "cuda", contiguous_gradients=True, reduce_scatter=True)
     if t.zero_stage == 3:
         zero.update(stage3_gather_16bit_weights_on_model_save=False)
-    return {
-        "train_batch_size": t.global_batch_size,
+        if t.shard_group_size:
+            if world_size % t.shard_group_size:
+                raise ConfigError(
+                    f"train.shard_group_size={t.shard_group_size} does not divide {world_size} ranks"
+                )
+            zero.update(hierarchical_sharding(t.shard_group_size))
+    derived = {
+        "train_batch_size": first,
         "train_micro_batch_size_per_gpu": t.micro_batch_size,
         "gradient_accumulation_steps": accum,
         "gradient_clipping": o.grad_clip,
@@ -42,3 +56,46 @@ def build_deepspeed_config(cfg: RunConfig, world_size: int, accelerator: str) ->
         "wall_clock_breakdown": False,
         "seed": t.seed,
     }
+    if t.deepspeed_json:
+        derived = merge_deepspeed_json(derived, Path(t.deepspeed_json))
+    return derived
+
+
+def mics_available() -> bool:
+    """MiCS was removed from DeepSpeed (deepspeedai/DeepSpeed#8489); older releases have it."""
+    from deepspeed.runtime import config as ds_config
+
+    return "mics_shard_size" not in getattr(ds_config, "_REMOVED_ZERO_CONFIG_KEYS", {})
+
+
+def hierarchical_sharding(group: int) -> dict[str, Any]:
+    if mics_available():
+        return {"mics_shard_size": group, "mics_hierarchical_params_gather": True}
+    return {"zero_hpz_partition_size": group}
+
+
+def merge_deepspeed_json(derived: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Add a user's DeepSpeed settings (MiCS, buckets, offload...) to the derived config.
+
+    Settings the run config owns must agree: two sources for the batch size or the
+    optimizer would be the silent-override bug of Megatron-LM #963 waiting to happen.
+    """
+    if not path.is_file():
+        raise ConfigError(f"train.deepspeed_json: file not found: {path}")
+    try:
+        extra = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"train.deepspeed_json: {path} is not valid JSON: {exc}") from exc
+    merged = dict(derived)
+    for key, value in extra.items():
+        if key in OWNED and key in derived and derived[key] != value:
+            raise ConfigError(
+                f"{path}: {key}={value!r} contradicts the run config ({derived[key]!r}); set it in the run YAML"
+            )
+        if key in OWNED and key not in derived:
+            raise ConfigError(f"{path}: {key} is set by the run config, not the DeepSpeed JSON")
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged

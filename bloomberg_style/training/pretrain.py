@@ -62,6 +62,34 @@ def build_model_config(cfg: RunConfig, vocab_size: int):
         raise ConfigError(f"model: {exc}") from exc
 
 
+def prepare_reshard(cfg: RunConfig, dist: DistInfo) -> bool:
+    """If the checkpoint to resume was written on another rank count or ZeRO stage,
+    convert it to DeepSpeed's universal format (rank 0, once); True if so."""
+    from bloomberg_style.training import checkpoint as ckpt
+
+    path = ckpt.find_resume_checkpoint(cfg.run_dir / "checkpoints", log=lambda *_: None)
+    if path is None or not ckpt.needs_reshard(path, dist.world_size, cfg.train.zero_stage):
+        return False
+    error = None
+    if dist.is_main:
+        try:
+            ckpt.convert_to_universal(path)
+        except Exception as exc:
+            error = str(exc)
+    error = broadcast_object(error)
+    if error:
+        raise RuntimeError(error)
+    return True
+
+
+def train_samples_needed(cfg: RunConfig) -> int:
+    """Samples to index: the whole run, plus room for data windows skipped after spikes."""
+    t = cfg.train
+    largest = max([t.global_batch_size] + [b for _, b in t.batch_ramp])
+    spare = (cfg.faults.max_rollbacks + 1) * t.save_interval * largest if cfg.faults.rollback else 0
+    return t.samples_before(t.steps) + spare
+
+
 def run_pretraining(cfg: RunConfig) -> dict[str, Any]:
     """Train (or resume) the run described by `cfg`; returns a summary (rank 0 has it all)."""
     cfg.validate()
@@ -92,6 +120,8 @@ def run_pretraining(cfg: RunConfig) -> dict[str, Any]:
     model_cfg = build_model_config(cfg, tok.vocab_size)
     set_seed(cfg.train.seed)
     model = BloomForCausalLM(model_cfg)
+    # Lets DeepSpeed's ds_to_universal convert our checkpoints for a new rank count / ZeRO stage.
+    model.universal_checkpoint_info = {"universal_checkpoint_version": 0.4}
     num_params = model.num_parameters()
 
     t = cfg.train
@@ -99,7 +129,7 @@ def run_pretraining(cfg: RunConfig) -> dict[str, Any]:
         [DomainSpec(d.name, d.prefix, d.weight) for d in cfg.data.domains],
         seq_len=cfg.data.seq_len,
         seed=t.seed,
-        train_samples=t.steps * t.global_batch_size,
+        train_samples=train_samples_needed(cfg),
         valid_fraction=cfg.data.valid_fraction,
         eod_id=tok.eod_id,
         vocab_size=model_cfg.vocab_size,
@@ -107,6 +137,8 @@ def run_pretraining(cfg: RunConfig) -> dict[str, Any]:
     )
 
     ds_config = build_deepspeed_config(cfg, dist.world_size, dist.accelerator)
+    if prepare_reshard(cfg, dist):
+        ds_config["checkpoint"] = {**ds_config.get("checkpoint", {}), "load_universal": True}
     engine, _, _, _ = deepspeed.initialize(
         model=model, model_parameters=param_groups(model, cfg.optim.weight_decay), config=ds_config
     )
@@ -127,7 +159,8 @@ def run_pretraining(cfg: RunConfig) -> dict[str, Any]:
     if dist.is_main:
         trainer._log(
             f"model {cfg.model.preset}: {num_params:,} parameters; {dist.world_size} rank(s) x "
-            f"{t.micro_batch_size} x {trainer.accum} accumulation = {t.global_batch_size} sequences "
+            f"{t.micro_batch_size} x {t.grad_accumulation(dist.world_size, t.global_batch_at(0))} accumulation = "
+            f"{t.global_batch_at(0)} sequences "
             f"x {cfg.data.seq_len} tokens per step; ZeRO {t.zero_stage}, {t.precision}"
         )
     try:

@@ -1,0 +1,100 @@
+"""SLURM: the generated per-node command, and a real one-node Slurm (slurm-wlm on localhost)
+running the job script for a few steps, a pre-emption signal, a requeue and the resume."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from bloomberg_style.training.metrics import read_jsonl
+from bloomberg_style.training.slurm import expand_first, launch_command
+from tests.conftest import REPO, tiny_run_config
+
+SLURM_ENV = {"SLURM_NNODES": "4", "SLURM_NODEID": "2", "SLURM_JOB_ID": "4242",
+             "SLURM_JOB_NODELIST": "gpu[017-020]", "SLURM_GPUS_ON_NODE": "8"}  # fmt: skip
+
+
+def test_launch_command_from_slurm_variables():
+    cmd = launch_command({**SLURM_ENV, "MASTER_ADDR": "gpu017"}, "configs/x.yaml", ["train.steps=5"])
+    joined = " ".join(cmd)
+    assert "-m torch.distributed.run" in joined
+    assert "--nnodes 4 --node-rank 2 --nproc-per-node 8" in joined
+    assert "--rdzv-backend c10d --rdzv-endpoint gpu017:24242 --rdzv-id 4242" in joined
+    assert joined.endswith("launch/pretrain.py --config configs/x.yaml --set train.steps=5")
+    assert expand_first("gpu[017-020]") == "gpu017" and expand_first("node7,node8") == "node7"
+    assert expand_first("a[1,3-4],b2") == "a1"
+
+
+def test_job_scripts_parse_and_fail_outside_slurm():
+    for script in ("pretrain.sbatch", "pretrain-single-node.sbatch"):
+        subprocess.run(["bash", "-n", str(REPO / "launch" / "slurm" / script)], check=True)
+    proc = subprocess.run(["python", "-m", "bloomberg_style.training.slurm", "--config",
+                           "configs/pretrain/demo.yaml"], cwd=REPO, capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 2 and "not inside a SLURM job: SLURM_NNODES" in proc.stderr
+
+
+def _have_slurm() -> bool:
+    return all(shutil.which(t) for t in ("slurmctld", "slurmd", "munged", "sbatch")) and os.geteuid() == 0
+
+
+@pytest.fixture
+def slurm(tmp_path):
+    state = tmp_path / "slurm"
+    script = REPO / "launch" / "slurm" / "local_cluster.sh"
+    out = subprocess.run(
+        ["bash", str(script), "start", str(state)], capture_output=True, text=True, timeout=120
+    )
+    if out.returncode != 0:
+        pytest.fail(f"local Slurm did not start:\n{out.stdout}\n{out.stderr}")
+    env = {**os.environ, "SLURM_CONF": str(state / "slurm.conf")}
+    yield env
+    subprocess.run(["scancel", "--user", "root"], env=env, capture_output=True)
+    subprocess.run(["bash", str(script), "stop", str(state)], capture_output=True)
+
+
+def _squeue(env) -> str:
+    return subprocess.run(["squeue", "-h", "-o", "%i %T"], env=env, capture_output=True, text=True).stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _have_slurm(), reason="needs root and Debian's slurm-wlm + munge installed")
+def test_real_slurm_runs_preempts_requeues_and_resumes(tmp_path, small_data, slurm):
+    cfg = tiny_run_config(tmp_path, small_data, name="slurm",
+                          train={"steps": 300, "eval_interval": 1000, "save_interval": 1000, "log_interval": 1})  # fmt: skip
+    run = tmp_path / "runs" / "slurm"
+    submit = subprocess.run(
+        ["sbatch", "--parsable", "--gpus-per-node=0", "--cpus-per-task=2", "--time=30",
+         f"--output={tmp_path}/job-%j.out", "--export=ALL,GPUS_PER_NODE=2,DS_ACCELERATOR=cpu,OMP_NUM_THREADS=1",
+         str(REPO / "launch" / "slurm" / "pretrain-single-node.sbatch"), str(cfg)],
+        cwd=REPO, env=slurm, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    job = submit.stdout.strip().split(";")[0]
+    deadline = time.time() + 240
+    while time.time() < deadline and len([r for r in read_jsonl(run / "metrics.jsonl") if "loss" in r]) < 5:
+        time.sleep(1)
+    # What SLURM does before the time limit (--signal=B:USR1@600): signal the batch script.
+    subprocess.run(["scancel", "--signal=USR1", "--batch", job], env=slurm, check=True)
+    deadline = time.time() + 180
+    while time.time() < deadline and not any(
+        e["event"] == "preempted" for e in read_jsonl(run / "events.jsonl")
+    ):
+        time.sleep(1)
+    preempted = [e for e in read_jsonl(run / "events.jsonl") if e["event"] == "preempted"]
+    assert preempted, (tmp_path / f"job-{job}.out").read_text()[-3000:]
+    # The job requeued itself; skip Slurm's begin-time delay for requeued jobs.
+    deadline = time.time() + 60
+    while time.time() < deadline and "PENDING" not in _squeue(slurm):
+        time.sleep(1)
+    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], env=slurm, capture_output=True)
+    deadline = time.time() + 420
+    while time.time() < deadline and _squeue(slurm).strip():
+        time.sleep(2)
+    log = (tmp_path / f"job-{job}.out").read_text()
+    assert "requeueing job" in log and "restart 1" in log, log[-3000:]
+    steps = [r["step"] for r in read_jsonl(run / "metrics.jsonl") if "loss" in r]
+    assert steps == list(range(1, 301)), log[-3000:]  # resumed where the checkpoint was, finished
+    assert any(e["event"] == "resume" for e in read_jsonl(run / "events.jsonl"))
