@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.util
 import json
 import types
 from dataclasses import dataclass, field, fields
@@ -322,6 +323,8 @@ class LoggingSection:
     def validate(self) -> None:
         if self.wandb not in ("auto", "offline", "online", "disabled"):
             raise ConfigError(f"logging.wandb must be auto, offline, online or disabled, got {self.wandb!r}")
+        if self.tensorboard and importlib.util.find_spec("tensorboard") is None:
+            raise ConfigError("logging.tensorboard is true but the tensorboard package is not installed")
 
 
 RUNTIME_ONLY = (("train", "exit_at_step"), ("train", "torch_threads"), ("logging", "progress"))

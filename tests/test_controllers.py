@@ -22,10 +22,12 @@ def test_detector_fires_at_the_exact_step():
     stream = [(300, 3.0), (600, 2.5), (900, 2.495), (1200, 2.6), (1500, 2.4)]
     fired = [step for step, loss in stream if d.update(loss, step)]
     assert fired == [900, 1200]  # 2.495 is not 0.01 better than 2.5: flat since 600
-    assert d.best == 2.5 and d.since == 600
-    d.reset(1500)
-    assert not d.update(2.45, 1800)  # 0.05 better than 2.5: an improvement
-    assert d.best == 2.45 and d.since == 1800
+    assert d.best == 2.4 and d.since == 1500  # 2.4 is an improvement: a new window
+    assert not d.update(2.395, 1700)
+    assert d.update(2.395, 1800)  # 300 flat since 1500
+    d.reset(1800, step=1800)
+    assert not d.update(2.38, 2000)  # 0.02 better than 2.4: an improvement
+    assert d.best == 2.38 and d.since == 2000
 
 
 def test_detector_smoothing_and_tokens():
@@ -163,7 +165,7 @@ def test_plateau_drop_reaches_the_engine_and_rollback_reshuffles(tmp_path, small
     assert (
         rollback["to_checkpoint"] == "step_00000002" and rollback["from_step"] == 4 and rollback["reshuffled"]
     )
-    assert m[5]["engine/lr"] == pytest.approx(5e-4) and m[5]["engine/weight_decay"] == 0.05
+    assert m[4]["engine/lr"] == pytest.approx(5e-4) and m[4]["engine/weight_decay"] == 0.05
     # ...and kept the best checkpoint although keep_last is 1.
     best = json.loads((run / "summary.json").read_text())["best_checkpoint"]
     assert best and (run / "checkpoints" / best).is_dir()

@@ -112,6 +112,20 @@ def test_damaged_latest_falls_back_with_a_message(tmp_path):
     assert ckpt.find_resume_checkpoint(ckpts, log=messages.append).name == "step_00000004"
 
 
+def test_damaged_checkpoint_files_fall_back_to_the_previous_one(tmp_path, small_data):
+    cfg = tiny_run_config(tmp_path, small_data, name="damaged", train={"steps": 8, "save_interval": 4})
+    run_launcher(["--config", str(cfg)])
+    run = tmp_path / "runs" / "damaged"
+    before = losses(run)
+    states = run / "checkpoints" / "step_00000008" / "mp_rank_00_model_states.pt"
+    states.write_bytes(states.read_bytes()[:1000])  # a disk that lost the end of the file
+    out = run_launcher(["--config", str(cfg)]).stdout
+    assert "step_00000008 could not be loaded" in out and "falling back" in out
+    assert "resumed from" in out and "step_00000004 at step 4" in out
+    after = losses(run)
+    assert all(after[s] == before[s] for s in range(5, 9))  # steps 5-8 redone identically
+
+
 def test_resume_with_another_model_shape_is_refused(tmp_path, small_data):
     cfg = tiny_run_config(tmp_path, small_data, name="shape", train={"steps": 2, "save_interval": 2})
     run_launcher(["--config", str(cfg)])

@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bloomberg_style.config import RunConfig
+from bloomberg_style.config import ConfigError, RunConfig
 
 
 class MetricsLogger:
@@ -23,6 +23,7 @@ class MetricsLogger:
         self.metrics_path = run_dir / "metrics.jsonl"
         self.events_path = run_dir / "events.jsonl"
         self._wandb = None
+        self._tensorboard = None
         if not enabled:
             return
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -30,14 +31,20 @@ class MetricsLogger:
         for path in (self.metrics_path, self.events_path):
             _truncate_after(path, resume_step)
         self._wandb = _start_wandb(cfg, run_dir)
+        self._tensorboard = _start_tensorboard(run_dir) if cfg.logging.tensorboard else None
 
     def log(self, step: int, values: dict[str, Any]) -> None:
         if not self.enabled:
             return
         record = {"step": step, "time": round(time.time(), 3), **values}
         _append(self.metrics_path, record)
+        numbers = {k: v for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         if self._wandb is not None:
-            self._wandb.log({k: v for k, v in values.items() if isinstance(v, (int, float))}, step=step)
+            self._wandb.log(numbers, step=step)
+        if self._tensorboard is not None:
+            for key, value in numbers.items():
+                self._tensorboard.add_scalar(key, value, step)
+            self._tensorboard.flush()
 
     def event(self, step: int, kind: str, **details: Any) -> None:
         """A discrete event (checkpoint, LR drop, skipped step...) for people and plots."""
@@ -52,6 +59,9 @@ class MetricsLogger:
         if self._wandb is not None:
             self._wandb.finish()
             self._wandb = None
+        if self._tensorboard is not None:
+            self._tensorboard.close()
+            self._tensorboard = None
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -79,6 +89,14 @@ def _truncate_after(path: Path, step: int) -> None:
     kept = [r for r in records if r.get("step", 0) <= step]
     if len(kept) != len(records):
         path.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+
+
+def _start_tensorboard(run_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as exc:
+        raise ConfigError("logging.tensorboard is true but the tensorboard package is not installed") from exc
+    return SummaryWriter(log_dir=str(run_dir / "tensorboard"))
 
 
 def _start_wandb(cfg: RunConfig, run_dir: Path):

@@ -280,7 +280,25 @@ class Trainer:
                 f"resharding {path.name}: written on {saved.get('world_size')} rank(s) with ZeRO "
                 f"{saved.get('zero_stage')}, loading on {self.dist.world_size} with ZeRO {self.cfg.train.zero_stage}"
             )
-        self.load(path, universal=universal)
+            self.load(path, universal=True)
+        else:
+            # A checkpoint whose files are damaged falls back to the previous complete one.
+            older = [p for p in reversed(ckpt.complete_checkpoints(self.ckpt_dir)) if p.name < path.name]
+            for candidate in [path, *older]:
+                error = None
+                try:
+                    self.load(candidate)
+                except Exception as exc:  # every rank must agree before going on
+                    error = f"{type(exc).__name__}: {exc}"
+                (failed,) = all_reduce_sum([1.0 if error else 0.0], self.dist.device)
+                if not failed:
+                    path = candidate
+                    break
+                self._log(
+                    f"checkpoint {candidate} could not be loaded ({error or 'on another rank'}); falling back"
+                )
+            else:
+                raise RuntimeError(f"no checkpoint in {self.ckpt_dir} could be loaded")
         self._log(f"resumed from {path} at step {self.state.step} ({self.state.tokens_seen:,} tokens)")
         return True
 
@@ -311,8 +329,13 @@ class Trainer:
         position, rollbacks = self.state.consumed_samples, self.state.rollbacks + 1
         windows, best = self.state.skipped_windows, self.state.best_tag
         controller, order = self.controller.state_dict(), self.order.state_dict()
+        # Interventions made since that checkpoint (LR drops, dropout, decay) outlive the rollback.
+        schedule, dropout, decay = self.schedule.state_dict(), dict(self.dropout), self.weight_decay
         from_step = self.state.step
         self.load(target)
+        self.schedule.load_state_dict(schedule)
+        self._set_dropout(**dropout)
+        self._set_weight_decay(decay)
         self.state.rollbacks = rollbacks
         self.state.skipped_windows = windows
         self.state.best_tag = best  # the best checkpoint so far stays the best, whichever branch
@@ -328,7 +351,7 @@ class Trainer:
             self.order.reshuffle_from(self.state.consumed_samples, self.cfg.train.seed + 1000 * rollbacks)
         self.spikes.reset()
         self.metrics.event(
-            self.state.step, "rollback", label="rollback", reason=reason, from_step=from_step,
+            from_step, "rollback", label="rollback", reason=reason, from_step=from_step, to_step=self.state.step,
             to_checkpoint=target.name, data_position=self.state.consumed_samples, reshuffled=reshuffle,
         )  # fmt: skip
         self._log(f"rollback at step {from_step} -> {target.name}: {reason}")
@@ -352,8 +375,8 @@ class Trainer:
                 self._set_weight_decay(action.weight_decay)
                 decision.numbers.update(weight_decay=action.weight_decay)
         kind = "stop" if decision.stop and action is None else "lr_drop"
-        self.metrics.event(self.state.step, kind, **decision.event())
-        self._log(f"controller at step {self.state.step}: {decision.event()['label']} ({decision.reason})")
+        self.metrics.event(decision.step, kind, **decision.event())
+        self._log(f"controller at step {decision.step}: {decision.event()['label']} ({decision.reason})")
 
     # ---- the loop --------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
@@ -418,7 +441,7 @@ class Trainer:
             if decision is not None:
                 self.apply(decision)
             saved = False
-            if step % t.eval_interval == 0 or step == end:
+            if step % t.eval_interval == 0 or step == t.steps:  # not at exit_at_step: same decisions
                 saved = self._evaluate_and_control()
                 window_start = time.perf_counter()
                 if self.state.step != step:  # the controller rolled back: go on from there
