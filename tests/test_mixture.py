@@ -151,8 +151,9 @@ def test_bad_domains_fail_with_clear_errors(shards, demo_tokenizer, tmp_path):  
     for weight in (0.0, -1.0, float("nan")):
         with pytest.raises(ValueError, match="weight must be a positive number"):
             build_datasets([DomainSpec("a", fin, weight)], **kw)
-    with pytest.raises(ValueError, match="512-token tokenizer, but vocab_size is 1024"):
-        build_datasets([DomainSpec("a", fin)], **{**kw, "vocab_size": 1024})
+    with pytest.raises(ValueError, match="512-token tokenizer, larger than the model's vocab_size 256"):
+        build_datasets([DomainSpec("a", fin)], **{**kw, "vocab_size": 256})
+    build_datasets([DomainSpec("a", fin)], **{**kw, "vocab_size": 640})  # a padded model vocabulary is fine
     with pytest.raises(ValueError, match="leaves no validation documents out of 80"):
         build_datasets([DomainSpec("a", fin)], valid_fraction=0.001, **kw)
     with pytest.raises(ValueError, match="no domains"):
@@ -162,8 +163,9 @@ def test_bad_domains_fail_with_clear_errors(shards, demo_tokenizer, tmp_path):  
 
 
 def test_split_strings():
-    assert split_string(valid_fraction=0.25) == "0.75,0.25,0.0"
-    assert split_string(split="90,10") == "90.0,10.0,0.0"
+    assert split_string(valid_fraction=0.25) == "0.75,0.25,0"
+    assert split_string(split="90,10") == "90,10,0"
+    assert split_string(valid_fraction=1e-6) == "0.999999,0.000001,0"  # megatron reads no exponents
     for bad in ("a,b", "0,1,0", "90,5,5", "1,2,3,4"):
         with pytest.raises(ValueError, match="split"):
             split_string(split=bad)

@@ -130,13 +130,18 @@ def split_string(valid_fraction: float | None = None, split: str | None = None) 
         values += [0.0] * (3 - len(values))
         if values[2] > 0:
             raise ValueError(f"split {split!r}: the test part must be 0 (evaluation uses separate shards)")
-        return ",".join(repr(v) for v in values)
+        return ",".join(_fixed(v) for v in values)
     if not 0.0 <= valid_fraction < 1.0:
         raise ValueError(f"valid_fraction must be in [0, 1), got {valid_fraction}")
-    return f"{1.0 - valid_fraction!r},{valid_fraction!r},0.0"
+    return f"{_fixed(1.0 - valid_fraction)},{_fixed(valid_fraction)},0"
 
 
-def _split_bounds(split: str, n: int) -> tuple[tuple[int, int], tuple[int, int]]:
+def _fixed(value: float) -> str:
+    """Fixed-point text: megatron's split parser reads digits and dots only (no 1e-06)."""
+    return f"{value:.12f}".rstrip("0").rstrip(".") or "0"
+
+
+def split_bounds(split: str, n: int) -> tuple[tuple[int, int], tuple[int, int]]:
     """Document ranges megatron gives the train and validation splits of an n-document shard."""
     config = import_megatron_datasets().blended_megatron_dataset_config
     matrix = config.convert_split_vector_to_split_matrix(config.parse_and_normalize_split(split))
@@ -161,14 +166,15 @@ def _check_domains(domains: list[DomainSpec], vocab_size: int, split: str) -> di
             )
         if stats_path(d.prefix).is_file():
             stats = json.loads(stats_path(d.prefix).read_text(encoding="utf-8"))
-            if stats.get("vocab_size") not in (None, vocab_size):
+            # The model's vocabulary may be padded beyond the tokenizer's (e.g. to a multiple of 128).
+            if stats.get("vocab_size") is not None and stats["vocab_size"] > vocab_size:
                 raise ValueError(
                     f"domain {d.name!r}: shard {d.prefix} was written with a {stats['vocab_size']}-token "
-                    f"tokenizer, but vocab_size is {vocab_size}"
+                    f"tokenizer, larger than the model's vocab_size {vocab_size}"
                 )
         shard = read_token_shard(d.prefix)
         n = len(shard)
-        (t0, t1), (v0, v1) = _split_bounds(split, n)
+        (t0, t1), (v0, v1) = split_bounds(split, n)
         lengths = shard.sequence_lengths
         summary[d.name] = {
             "documents": n,
