@@ -8,6 +8,7 @@ import pickle
 import random
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,11 @@ from tokenizer import (
     BYTE_SYMBOLS,
     EOD_ID,
     EOD_TOKEN,
+    TRAINERS,
     NumericUnigramTokenizer,
     UnigramModel,
     build_pre_tokenizer,
+    count_pretokens,
     from_byte_level,
     merge_unigram_models,
     pretokenize,
@@ -118,6 +121,9 @@ def rust_pieces(text: str) -> list[str]:
 
 
 MIXED = st.text(alphabet=st.sampled_from(list("aZq 0 9.,$%\n\t-€日本\x00😀é<|>")), max_size=60)
+# every code point, surrogates included (st.text() leaves out category Cs)
+ANY_CODE_POINT = st.text(alphabet=st.characters(codec=None, exclude_categories=()), max_size=40)
+WITH_SURROGATES = st.text(alphabet=st.sampled_from(list("ab 1.\x00日😀") + ["\udc80", "\ud800", "\udfff"]))
 
 
 @settings(max_examples=300, deadline=None)
@@ -198,11 +204,39 @@ def test_round_trip_cases(tok: NumericUnigramTokenizer, text: str) -> None:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.one_of(st.text(), MIXED))
+@given(st.one_of(st.text(), MIXED, ANY_CODE_POINT, WITH_SURROGATES))
 def test_round_trip_any_text(tok: NumericUnigramTokenizer, text: str) -> None:
     ids = tok.encode(text)
     assert tok.decode(ids) == text
     assert tok.eod_id not in ids
+    for i in ids:  # numeric guarantee on the output: a token with a digit is that digit alone
+        piece = tok.id_to_token(i)
+        assert len(piece) == 1 or not DIGIT_SET.intersection(piece), piece
+
+
+DIGIT_SET = set("0123456789")
+
+
+def test_multiword_pieces_span_words(tok: NumericUnigramTokenizer) -> None:
+    """Letters-and-spaces pieces may cover several words; no piece mixes letters with anything else."""
+    multi = []
+    for i in range(257, tok.vocab_size):
+        text = tok.decode([i])
+        if any(c.isalpha() and c.isascii() for c in text):
+            assert all((c.isascii() and c.isalpha()) or c == " " for c in text), repr(text)
+            if len(text.strip(" ").split(" ")) >= 2:
+                multi.append(text)
+    assert multi, "expected pieces such as 'The Dow' spanning two words"
+    ids = tok.encode("The Dow rose 12%")
+    assert any(len(tok.decode([i]).strip().split(" ")) >= 2 for i in ids)
+
+
+def test_very_long_line(tok: NumericUnigramTokenizer) -> None:
+    line = "".join(LINES).replace("\n", " ") * 3  # one line, ~0.2 MB, words, digits, CJK, emoji
+    line += "😀" * 5_000 + "日本" * 5_000 + "\x00" * 1_000 + "7" * 10_000
+    ids = tok.encode(line)
+    assert tok.decode(ids) == line
+    assert sum(1 for i in ids if tok.id_to_token(i) == "7") >= 10_000
 
 
 def test_encode_batch_equals_encode(tok: NumericUnigramTokenizer) -> None:
@@ -210,15 +244,39 @@ def test_encode_batch_equals_encode(tok: NumericUnigramTokenizer) -> None:
     assert tok.encode_batch(texts) == [tok.encode(t) for t in texts]
 
 
-def test_lone_surrogate_is_a_clear_error(tok: NumericUnigramTokenizer) -> None:
-    with pytest.raises(ValueError, match=r"U\+DC80 at index 3"):
-        tok.encode("abc\udc80")
-    with pytest.raises(ValueError, match=r"texts\[1\].*U\+D83D"):
-        tok.encode_batch(["fine", "x\ud83d"])
-    with pytest.raises(TypeError, match="texts\\[0\\]"):
-        tok.encode_batch([b"bytes"])  # type: ignore[list-item]
-    with pytest.raises(ValueError, match="document 1"):
+LONE_SURROGATES = ["abc\udc80", "\udc80\udcff", "\ud83d\ude00 x", "a.\udfff!\ud800", "12\udc80 rose 3"]
+
+
+@pytest.mark.parametrize("text", LONE_SURROGATES)
+def test_lone_surrogates_round_trip(tok: NumericUnigramTokenizer, text: str) -> None:
+    """A surrogate becomes the byte tokens of its surrogatepass form and decodes back to itself."""
+    ids = tok.encode(text)
+    assert tok.decode(ids) == text
+    assert tok.encode_batch(["fine", text]) == [tok.encode("fine"), ids]
+    surrogate_bytes = [i - 1 for i in ids if 1 <= i <= 256 and i - 1 == 0xED]
+    assert surrogate_bytes, "each surrogate is spelled with byte tokens ED xx xx"
+    # tokenizers' own decode (and lone_surrogates=False) cannot give a surrogate back: U+FFFD instead
+    assert "\ufffd" in tok.decode(ids, lone_surrogates=False)
+
+
+def test_decode_matches_tokenizers_for_invalid_utf8(tok: NumericUnigramTokenizer) -> None:
+    """Cut characters give the same U+FFFD runs as tokenizers; only ED A0-BF 80-BF means a surrogate."""
+    rng = random.Random(0)
+    for _ in range(500):
+        ids = [rng.randrange(1, 257) for _ in range(rng.randint(1, 8))]
+        if any(ids[k] - 1 == 0xED and 0xA0 <= ids[k + 1] - 1 <= 0xBF for k in range(len(ids) - 1)):
+            continue
+        assert tok.decode(ids) == tok.backend.decode(ids)
+    euro = tok.encode("€")  # bytes E2 82 AC
+    assert tok.decode([1 + 0xE2, 1 + 0x82]) == "\ufffd"
+    assert tok.decode(euro) == "€"
+
+
+def test_lone_surrogate_in_training_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match=r"document 1.*U\+DC80 at index 3"):
         train_unigram(["ok", "bad\udc80"], 300)
+    with pytest.raises(TypeError, match="texts\\[0\\]"):
+        NumericUnigramTokenizer.train(["a b c"], 300).encode_batch([b"bytes"])  # type: ignore[list-item]
 
 
 def test_decode_rejects_unknown_ids(tok: NumericUnigramTokenizer) -> None:
@@ -278,17 +336,30 @@ def byte_pieces(log_p: float) -> list[tuple[str, float]]:
     return [(s, log_p) for s in BYTE_SYMBOLS]
 
 
-def test_train_unigram_model(tok: NumericUnigramTokenizer) -> None:
-    model = train_unigram(LINES, VOCAB)
+@pytest.mark.parametrize("trainer", TRAINERS)
+def test_train_unigram_model(trainer: str) -> None:
+    model = train_unigram(LINES, VOCAB, trainer=trainer)
     assert model.bytes_seen == sum(len(t.encode("utf-8")) for t in LINES)
-    assert len(model.pieces) == VOCAB - 1
+    assert VOCAB - 60 <= len(model.pieces) <= VOCAB - 1  # SentencePiece may stop short on tiny data
+    built = NumericUnigramTokenizer.from_model(model)  # checks: digits alone, byte symbols, no EOD
+    assert built.decode(built.encode(LINES[0])) == LINES[0]
     assert set(BYTE_SYMBOLS) <= {p for p, _ in model.pieces}
     assert math.isclose(sum(model.probabilities().values()), 1.0, rel_tol=1e-9)
     assert EOD_TOKEN not in dict(model.pieces)
     with pytest.raises(ValueError, match="vocab_size=100"):
         train_unigram(LINES, 100)
     with pytest.raises(ValueError, match="no text"):
-        train_unigram(["", ""], 300)
+        train_unigram(["", ""], 300, trainer=trainer)
+    with pytest.raises(ValueError, match="trainer='bpe'"):
+        train_unigram(LINES, 300, trainer="bpe")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(st.text(max_size=30), MIXED), max_size=5))
+def test_count_pretokens_matches_rust(texts: list[str]) -> None:
+    """The trainer's input (counted Python pieces) is what the Rust encoder will segment."""
+    rust = Counter(p for t in texts for p in rust_pieces(t))
+    assert count_pretokens(texts) == rust
 
 
 def test_merge_weights_by_bytes() -> None:
@@ -342,8 +413,9 @@ def test_split_and_merge_tokenizer_round_trips() -> None:
     parts = [train_unigram(LINES[:200], 500), train_unigram(LINES[200:], 500)]
     merged = merge_unigram_models(parts)
     assert merged.bytes_seen == sum(len(t.encode("utf-8")) for t in LINES)
+    assert len(merged.pieces) > max(len(p.pieces) for p in parts)  # the union of both chunks
     built = NumericUnigramTokenizer.from_model(prune_unigram_model(merged, 600))
-    assert built.vocab_size == 600
+    assert built.vocab_size == min(600, len(merged.pieces) + 1)
     for text in SAMPLES:
         assert built.decode(built.encode(text)) == text
 

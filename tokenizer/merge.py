@@ -15,28 +15,57 @@ pieces and renormalises.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from tokenizer.unigram import MIN_VOCAB_SIZE, UnigramModel, most_probable, normalised
 
 
-def merge_unigram_models(models: Sequence[UnigramModel]) -> UnigramModel:
+class ModelMerger:
+    """Running byte-weighted sum of models, so a merge holds one model at a time plus the union.
+
+    ``add`` each model as it arrives; ``result`` gives the merged model. The
+    sum  sum_i bytes_i * p_i(t)  is all the state, so memory is the union of
+    pieces, not the number of models.
+    """
+
+    def __init__(self) -> None:
+        self.weighted: dict[str, float] = {}  # piece -> sum_i bytes_i * p_i(piece)
+        self.bytes_seen = 0
+        self.models = 0
+
+    def add(self, model: UnigramModel, name: str | None = None) -> None:
+        where = name or f"model {self.models}"
+        if model.bytes_seen <= 0:
+            raise ValueError(
+                f"{where} has bytes_seen={model.bytes_seen}; a merge weights models by bytes seen"
+            )
+        if not model.pieces:
+            raise ValueError(f"{where} has no pieces")
+        w = model.bytes_seen
+        acc = self.weighted
+        for piece, p in model.probabilities().items():
+            acc[piece] = acc.get(piece, 0.0) + w * p
+        self.bytes_seen += w
+        self.models += 1
+
+    def result(self) -> UnigramModel:
+        if not self.models:
+            raise ValueError("merge_unigram_models needs at least one model")
+        pieces = [(piece, math.log(s / self.bytes_seen)) for piece, s in self.weighted.items() if s > 0.0]
+        return UnigramModel(pieces=normalised(pieces), bytes_seen=self.bytes_seen)
+
+
+def merge_unigram_models(models: Iterable[UnigramModel]) -> UnigramModel:
     """Byte-weighted average of the models' piece probabilities (absent piece = 0)."""
-    if not models:
-        raise ValueError("merge_unigram_models needs at least one model")
-    for i, m in enumerate(models):
-        if m.bytes_seen <= 0:
-            raise ValueError(f"model {i} has bytes_seen={m.bytes_seen}; a merge weights models by bytes seen")
-        if not m.pieces:
-            raise ValueError(f"model {i} has no pieces")
-    total = sum(m.bytes_seen for m in models)
-    merged: dict[str, float] = {}
+    merger = ModelMerger()
     for m in models:
-        w = m.bytes_seen / total
-        for piece, p in m.probabilities().items():
-            merged[piece] = merged.get(piece, 0.0) + w * p
-    pieces = [(piece, math.log(p)) for piece, p in merged.items() if p > 0.0]
-    return UnigramModel(pieces=normalised(pieces), bytes_seen=total)
+        merger.add(m)
+    return merger.result()
+
+
+def merge_hierarchical(groups: Sequence[Sequence[UnigramModel]]) -> UnigramModel:
+    """The paper's order: merge the chunks of each group (domain), then the group models."""
+    return merge_unigram_models(merge_unigram_models(g) for g in groups)
 
 
 def prune_unigram_model(model: UnigramModel, vocab_size: int) -> UnigramModel:

@@ -13,15 +13,22 @@ text. Only code that means a document boundary writes ``eod_id``, so a
 document quoting the string cannot inject fake boundaries. ``decode(
 [eod_id])`` gives "<|endoftext|>" so boundaries stay visible.
 
-Strings with lone surrogates (e.g. from bytes decoded with errors=
-"surrogateescape") have no UTF-8 form; encode raises ValueError naming the
-position rather than guessing bytes.
+Strings with lone surrogates (U+D800-U+DFFF alone, e.g. from bytes decoded
+with errors="surrogateescape" or a JSON "\udc80" escape) have no UTF-8 form.
+``encode`` writes each as the three bytes Python's "surrogatepass" gives it
+(ED A0-BF 80-BF, a sequence valid UTF-8 never contains) using byte tokens, and
+``decode`` turns exactly those sequences back into the surrogate, so
+``decode(encode(x)) == x`` for every Python string. Any other invalid byte
+sequence (ids cut inside a character) decodes to U+FFFD as in tokenizers.
+Training (``train_unigram``) still rejects such text, naming the document.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
+import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -31,12 +38,33 @@ from tokenizers import Tokenizer, decoders, models
 from tqdm.auto import tqdm
 
 from tokenizer.merge import prune_unigram_model
-from tokenizer.pretokenize import BYTE_SYMBOLS, PRETOKENIZE_PATTERN, SYMBOL_TO_BYTE, build_pre_tokenizer
-from tokenizer.unigram import MIN_VOCAB_SIZE, UnigramModel, train_unigram, utf8_len
+from tokenizer.pretokenize import (
+    BYTE_SYMBOLS,
+    PRETOKENIZE_PATTERN,
+    SYMBOL_TO_BYTE,
+    build_pre_tokenizer,
+    from_byte_level,
+)
+from tokenizer.unigram import MIN_VOCAB_SIZE, UnigramModel, train_unigram
 
 EOD_TOKEN = "<|endoftext|>"
 EOD_ID = 0
 DIGITS = frozenset("0123456789")
+_SURROGATES = re.compile("([\ud800-\udfff]+)")
+_SURROGATE_ERRORS = "numeric_unigram.surrogates"
+
+
+def _surrogate_or_replace(err: UnicodeError) -> tuple[str, int]:
+    """Decode error handler: a surrogatepass sequence gives its surrogate back, anything else U+FFFD."""
+    if not isinstance(err, UnicodeDecodeError):
+        raise err
+    seq = err.object[err.start : err.start + 3]
+    if len(seq) == 3 and seq[0] == 0xED and 0xA0 <= seq[1] <= 0xBF and 0x80 <= seq[2] <= 0xBF:
+        return seq.decode("utf-8", "surrogatepass"), err.start + 3
+    return "\ufffd", err.end
+
+
+codecs.register_error(_SURROGATE_ERRORS, _surrogate_or_replace)
 
 
 def check_model(model: UnigramModel) -> None:
@@ -70,6 +98,7 @@ class NumericUnigramTokenizer:
             raise ValueError(f"{EOD_TOKEN} must have id {EOD_ID}, got {backend.token_to_id(EOD_TOKEN)}")
         backend.encode_special_tokens = True  # never split EOD out of text, even if marked special
         self.backend = backend
+        self._bytes_of_id: list[bytes] | None = None
 
     def __reduce__(self):
         """Pickle (for worker processes) through __init__, which re-applies the settings above."""
@@ -93,11 +122,20 @@ class NumericUnigramTokenizer:
 
     @classmethod
     def train(
-        cls, texts: Iterable[str], vocab_size: int, *, max_piece_length: int = 16, show_progress: bool = False
+        cls,
+        texts: Iterable[str],
+        vocab_size: int,
+        *,
+        max_piece_length: int = 16,
+        trainer: str = "sentencepiece",
+        show_progress: bool = False,
     ) -> NumericUnigramTokenizer:
-        """One Unigram model on all texts (no split-and-merge), at most ``vocab_size`` tokens."""
+        """One Unigram model on all texts in this process (no split and merge), at most ``vocab_size`` tokens.
+
+        Fine for small corpora (tests, the demo); ``train_split_merge`` scales.
+        """
         model = train_unigram(
-            texts, vocab_size, max_piece_length=max_piece_length, show_progress=show_progress
+            texts, vocab_size, max_piece_length=max_piece_length, trainer=trainer, show_progress=show_progress
         )
         return cls.from_model(prune_unigram_model(model, vocab_size))
 
@@ -150,8 +188,9 @@ class NumericUnigramTokenizer:
         try:
             return self.backend.encode(text, add_special_tokens=False).ids
         except TypeError:
-            utf8_len(text, "text")  # raises the clear error (not a str / lone surrogate)
-            raise
+            if not isinstance(text, str):
+                raise TypeError(f"text: expected str, got {type(text).__name__}") from None
+            return self._encode_with_surrogates(text)
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         """``encode`` of each text, in parallel Rust threads."""
@@ -161,18 +200,45 @@ class NumericUnigramTokenizer:
                 raise TypeError(f"texts[{i}]: expected str, got {type(t).__name__}")
         try:
             return [e.ids for e in self.backend.encode_batch_fast(texts, add_special_tokens=False)]
-        except TypeError:
-            for i, t in enumerate(texts):
-                utf8_len(t, f"texts[{i}]")
-            raise
+        except TypeError:  # some text holds a lone surrogate
+            return [self.encode(t) for t in texts]
 
-    def decode(self, ids: Iterable[int]) -> str:
-        """Text of ids; EOD appears as "<|endoftext|>". A cut inside a UTF-8 character gives U+FFFD."""
+    def _encode_with_surrogates(self, text: str) -> list[int]:
+        """Valid stretches through the backend; each lone surrogate as its surrogatepass byte tokens."""
+        ids: list[int] = []
+        for part in _SURROGATES.split(text):
+            if not part:
+                continue
+            if _SURROGATES.fullmatch(part):
+                ids.extend(1 + b for b in part.encode("utf-8", "surrogatepass"))
+            else:
+                ids.extend(self.backend.encode(part, add_special_tokens=False).ids)
+        return ids
+
+    def decode(self, ids: Iterable[int], lone_surrogates: bool = True) -> str:
+        """Text of ids; EOD appears as "<|endoftext|>". A cut inside a UTF-8 character gives U+FFFD.
+
+        ``lone_surrogates=False`` gives tokenizers' decode exactly (U+FFFD for
+        the byte form of a lone surrogate too): use it for model output that
+        will be printed, since a str holding a surrogate cannot be written as UTF-8.
+        """
         ids = [int(i) for i in ids]
         if ids and not (min(ids) >= 0 and max(ids) < self.vocab_size):
             bad = next(i for i in ids if not 0 <= i < self.vocab_size)
             raise ValueError(f"token id {bad} outside the vocabulary [0, {self.vocab_size})")
-        return self.backend.decode(ids, skip_special_tokens=False)
+        text = self.backend.decode(ids, skip_special_tokens=False)
+        if not lone_surrogates or "\ufffd" not in text:
+            return text
+        # Rare path: the bytes may hold encoded lone surrogates (see the module docstring).
+        data = b"".join(self._id_bytes()[i] for i in ids)
+        return data.decode("utf-8", errors=_SURROGATE_ERRORS)
+
+    def _id_bytes(self) -> list[bytes]:
+        """The bytes each id stands for (EOD: its literal text), built on first use."""
+        if self._bytes_of_id is None:
+            table = [from_byte_level(self.backend.id_to_token(i)) for i in range(1, self.vocab_size)]
+            self._bytes_of_id = [EOD_TOKEN.encode("utf-8"), *table]
+        return self._bytes_of_id
 
     def token_to_id(self, token: str) -> int | None:
         return self.backend.token_to_id(token)
@@ -187,9 +253,13 @@ def train_from_texts(
     vocab_size: int = 131072,
     *,
     max_piece_length: int = 16,
+    trainer: str = "sentencepiece",
     show_progress: bool = True,
 ) -> dict[str, Any]:
-    """Train one tokenizer on texts, save it to output_dir with training_stats.json; return the stats."""
+    """Train one tokenizer on texts in this process, save it with training_stats.json; return the stats.
+
+    For corpora that do not fit one trainer, use ``train_split_merge``.
+    """
     if vocab_size < MIN_VOCAB_SIZE:
         raise ValueError(f"vocab_size={vocab_size} is below {MIN_VOCAB_SIZE} (256 byte symbols + EOD)")
     out = Path(output_dir)
@@ -207,7 +277,7 @@ def train_from_texts(
 
     start = time.perf_counter()
     model = train_unigram(
-        counted(), vocab_size, max_piece_length=max_piece_length, show_progress=show_progress
+        counted(), vocab_size, max_piece_length=max_piece_length, trainer=trainer, show_progress=show_progress
     )
     tok = NumericUnigramTokenizer.from_model(prune_unigram_model(model, vocab_size))
     tok.save(out)
@@ -218,6 +288,7 @@ def train_from_texts(
         "requested_vocab_size": vocab_size,
         "eod_id": tok.eod_id,
         "max_piece_length": max_piece_length,
+        "trainer": trainer,
         "pretokenize_pattern": PRETOKENIZE_PATTERN,
         "wall_time_s": round(time.perf_counter() - start, 3),
     }
