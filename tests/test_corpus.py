@@ -172,3 +172,12 @@ def test_parquet_column_errors(tmp_path):
     assert "has type int64, expected string" in error_of([tmp_path / "b.parquet"])
     pq.write_table(pa.table({"text": ["x", None]}), tmp_path / "c.parquet")
     assert error_of([tmp_path / "c.parquet"]) == f"{tmp_path / 'c.parquet'}:row 1: column 'text' is null"
+
+
+def test_lone_surrogate_names_file_and_line(tmp_path):
+    from bloomberg_style.data.corpus import CorpusError, iter_texts
+
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"text": "fine"}\n{"text": "broken \\ud83d here"}\n', encoding="utf-8")
+    with pytest.raises(CorpusError, match=r"bad.jsonl:2: lone surrogate U\+D83D"):
+        list(iter_texts([path]))

@@ -129,8 +129,16 @@ def iter_documents(
             if not doc.text.strip():
                 stats.empty_skipped += 1
                 continue
+            try:
+                size = len(doc.text.encode("utf-8"))
+            except UnicodeEncodeError as exc:  # a JSON "\udXXX" escape: not a character
+                bad = doc.text[exc.start]
+                raise CorpusError(
+                    f"{doc.source}:{doc.record}: lone surrogate U+{ord(bad):04X} at character {exc.start}: "
+                    "not valid Unicode text"
+                ) from None
             stats.documents += 1
-            stats.bytes += len(doc.text.encode("utf-8"))
+            stats.bytes += size
             yield doc
     if stats.documents == 0:
         names = ", ".join(str(f) for f in files[:3]) + (" ..." if len(files) > 3 else "")
