@@ -18,6 +18,16 @@ from bloomberg_style.model import BloomForCausalLM, ModelConfig
 
 transformers = pytest.importorskip("transformers")
 
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny shapes run fastest on one thread, and far faster on a machine shared with other jobs."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 SHAPES = [
     dict(vocab_size=101, hidden_size=64, num_layers=3, num_heads=4),
     dict(vocab_size=83, hidden_size=72, num_layers=2, num_heads=6),  # non-power-of-two heads
@@ -86,10 +96,13 @@ def test_hf_folder_round_trip(tmp_path) -> None:
         expected = model(ids)
         torch.testing.assert_close(hf_logits(hf, ids), expected, rtol=0, atol=1e-5)
         for loaded in (load_hf_folder(folder), BloomForCausalLM.from_pretrained(folder)):
-            assert loaded.lm_head.weight is loaded.transformer.word_embeddings.weight
+            assert loaded.lm_head.weight is loaded.transformer.word_embeddings.weight and not loaded.training
             torch.testing.assert_close(loaded.eval()(ids), expected, rtol=0, atol=0)
-        low = load_hf_folder(save_hf_folder(model, tmp_path / "bf16", dtype=torch.bfloat16))
+        low_folder = save_hf_folder(model, tmp_path / "bf16", dtype=torch.bfloat16)
+        low = load_hf_folder(low_folder)
         assert low.transformer.word_embeddings.weight.dtype == torch.bfloat16
+        hf_low = transformers.AutoModelForCausalLM.from_pretrained(low_folder)
+        assert hf_low.dtype == torch.bfloat16
 
 
 def test_key_variants_are_accepted() -> None:
@@ -125,3 +138,81 @@ def test_bridge_errors_name_the_problem() -> None:
         config_from_hf({**to_hf_config(cfg).to_dict(), "apply_residual_connection_post_layernorm": True})
     with pytest.raises(FileNotFoundError, match="config.json"):
         load_hf_folder("/nonexistent/folder")
+
+
+def test_greedy_generate_matches_transformers() -> None:
+    model = ours(5, **SHAPES[1])
+    hf = transformers.BloomForCausalLM(to_hf_config(model.config)).eval()
+    hf.load_state_dict(to_hf_state_dict(model), strict=True)
+    prompt = torch.randint(0, SHAPES[1]["vocab_size"], (2, 5))
+    mine = model.generate(prompt, max_new_tokens=12)
+    theirs = hf.generate(prompt, max_new_tokens=12, do_sample=False, attention_mask=torch.ones_like(prompt))
+    assert mine.shape == (2, 17) and torch.equal(mine[:, :5], prompt)
+    assert torch.equal(mine, theirs)
+
+
+def test_generate_stops_at_eos_and_pads_finished_rows() -> None:
+    model = ours(6, **SHAPES[0])
+    prompt = torch.randint(0, SHAPES[0]["vocab_size"], (3, 4))
+    free = model.generate(prompt, max_new_tokens=6)
+    eos = int(free[0, 5])  # a token row 0 emits: it stops there
+    out = model.generate(prompt, max_new_tokens=6, eos_token_id=eos, pad_token_id=0)
+    assert eos in out[0, 4:].tolist()
+    for row in range(3):  # every row: the free continuation up to its first eos, then padding
+        gen, ref = out[row, 4:].tolist(), free[row, 4 : 4 + out.shape[1] - 4].tolist()
+        cut = ref.index(eos) + 1 if eos in ref else len(ref)
+        assert gen[:cut] == ref[:cut] and all(t == 0 for t in gen[cut:])
+
+
+def test_from_pretrained_reads_hf_bin_with_weights_only(tmp_path) -> None:
+    model = ours(7, **SHAPES[0])
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    to_hf_config(model.config).save_pretrained(folder)
+    state = {k: v.clone() for k, v in to_hf_state_dict(model).items() if k != "lm_head.weight"}
+    torch.save(state, folder / "pytorch_model.bin")
+    loaded = BloomForCausalLM.from_pretrained(folder)
+    assert not loaded.training
+    ids = torch.randint(0, SHAPES[0]["vocab_size"], (1, 9))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(ids), model(ids), rtol=0, atol=0)
+
+
+class _Payload:
+    """Unpickling this runs code: exactly what loading must never do."""
+
+    def __reduce__(self):
+        return (print, ("payload ran",))
+
+
+def test_loading_never_unpickles_arbitrary_objects(tmp_path, capsys) -> None:
+    folder = tmp_path / "evil"
+    folder.mkdir()
+    to_hf_config(ModelConfig(**SHAPES[0])).save_pretrained(folder)
+    torch.save({"transformer.word_embeddings.weight": _Payload()}, folder / "pytorch_model.bin")
+    with pytest.raises(Exception, match="(?i)weights_only|unpickl"):
+        BloomForCausalLM.from_pretrained(folder)
+    assert "payload ran" not in capsys.readouterr().out
+
+
+def test_from_pretrained_explains_an_unknown_folder(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="neither a Hugging Face folder"):
+        BloomForCausalLM.from_pretrained(tmp_path)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        BloomForCausalLM.from_pretrained(tmp_path / "missing")
+
+
+def test_speed_benchmark_runs_and_reports_a_ratio(capsys) -> None:
+    """benchmarks/model_speed.py end to end on a toy shape (timing only; memory is tested in test_model)."""
+    import runpy
+
+    from tests.conftest import REPO
+
+    main = runpy.run_path(str(REPO / "benchmarks" / "model_speed.py"), run_name="model_speed")["main"]
+    assert main(["--shapes", "micro", "--repeats", "2", "--threads", "1", "--no-memory"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("micro"))
+    ours, theirs, ratio = (float(x) for x in row.split()[8:11])
+    assert ours > 0 and theirs > 0 and ratio > 0
+    with pytest.raises(SystemExit):
+        main(["--shapes", "huge"])

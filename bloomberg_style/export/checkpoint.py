@@ -3,8 +3,12 @@
 A checkpoint folder is self-describing: `trainer_state.json` holds the model config,
 and DeepSpeed's files hold the weights (for ZeRO 1-3 the FP32 master copy is gathered
 from every rank's optimizer shard, so a bf16 run exports its full-precision weights).
-DeepSpeed's files are pickles: load only checkpoints your own runs wrote. What we hand
-to others (export_hf) is safetensors.
+
+Trust: DeepSpeed's `*_model_states.pt` / `*_optim_states.pt` are pickles (they hold
+optimizer and engine objects, so `weights_only=True` cannot read them) and loading them
+can run code. Load only checkpoints your own runs wrote. Everything we hand to others
+(export_hf) is safetensors, and Hugging Face folders are read without unpickling
+(safetensors, or `torch.load(weights_only=True)` for .bin files).
 """
 
 from __future__ import annotations
@@ -36,8 +40,14 @@ def resolve_checkpoint(path: str | Path) -> Path:
     )
 
 
+def run_folder_of(step_dir: Path) -> Path | None:
+    """RUN for RUN/checkpoints/step_*, if it looks like one of our run folders."""
+    run = step_dir.resolve().parent.parent
+    return run if (run / "config.yaml").is_file() or (run / "tokenizer").is_dir() else None
+
+
 def load_checkpoint_state_dict(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    """(model config dict, FP32 state dict) of a checkpoint written by our trainer."""
+    """(model config dict, FP32 state dict) of a checkpoint written by our trainer (pickles: see above)."""
     step_dir = resolve_checkpoint(path)
     state = read_trainer_state(step_dir)
     if "model_config" not in state:
@@ -52,12 +62,34 @@ def load_checkpoint_state_dict(path: str | Path) -> tuple[dict, dict[str, torch.
     return state["model_config"], dict(weights)
 
 
-def load_checkpoint_model(path: str | Path, dtype: torch.dtype = torch.float32):
-    """A `BloomForCausalLM` with the weights of one of our checkpoints, in eval mode."""
+def load_checkpoint_model(path: str | Path, dtype: torch.dtype | None = None):
+    """A `BloomForCausalLM` with the weights of one of our checkpoints, in eval mode (FP32 by default)."""
     from bloomberg_style.model import BloomForCausalLM, ModelConfig
 
+    from .hf import from_hf_state_dict
+
     config, weights = load_checkpoint_state_dict(path)
-    model = BloomForCausalLM(ModelConfig.from_dict(config))
-    weights.setdefault("lm_head.weight", weights["transformer.word_embeddings.weight"])  # tied
-    model.load_state_dict(weights, strict=True)
-    return model.to(dtype).eval()
+    cfg = ModelConfig.from_dict(config)
+    state = from_hf_state_dict(weights, cfg)  # adds the tied head, checks every key and shape
+    with torch.device("meta"):  # no throwaway random init of a big model
+        model = BloomForCausalLM(cfg)
+    model.load_state_dict(state, strict=True, assign=True)
+    model.lm_head.weight = model.transformer.word_embeddings.weight  # assign=True replaced the tie
+    return (model.to(dtype) if dtype is not None else model).eval()
+
+
+def load_pretrained(path: str | Path, dtype: torch.dtype | None = None):
+    """A Hugging Face BLOOM folder (has config.json) or one of our checkpoints -> our model, eval mode."""
+    from .hf import load_hf_folder
+
+    folder = Path(path)
+    if not folder.exists():
+        raise FileNotFoundError(f"{folder} does not exist")
+    if (folder / "config.json").is_file():
+        return load_hf_folder(folder, dtype=dtype).eval()
+    try:
+        return load_checkpoint_model(folder, dtype=dtype)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(
+            f"{folder} is neither a Hugging Face folder (no config.json) nor one of our checkpoints ({err})"
+        ) from err

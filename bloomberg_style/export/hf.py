@@ -166,11 +166,19 @@ def from_hf_state_dict(state_dict: dict[str, torch.Tensor], cfg: ModelConfig) ->
 
 
 def save_hf_folder(
-    model: BloomForCausalLM, out_dir: str | Path, dtype: torch.dtype | None = None, **config_extra
+    model: BloomForCausalLM,
+    out_dir: str | Path,
+    dtype: torch.dtype | None = None,
+    metadata: dict[str, str] | None = None,
+    **config_extra,
 ) -> Path:
-    """Write config.json + model.safetensors loadable by transformers.AutoModelForCausalLM."""
+    """Write config.json + model.safetensors loadable by transformers.AutoModelForCausalLM.
+
+    metadata (str -> str) goes into the safetensors header, e.g. the source checkpoint.
+    """
     from safetensors.torch import save_file
 
+    transformers = _require_transformers()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     hf_config = to_hf_config(model.config, **config_extra)
@@ -179,10 +187,12 @@ def save_hf_folder(
     state = {
         k: (v.to(dtype) if dtype is not None else v).detach().contiguous().cpu() for k, v in state.items()
     }
-    if dtype is not None:
-        hf_config.torch_dtype = str(dtype).removeprefix("torch.")
+    saved_dtype = str(next(iter(state.values())).dtype).removeprefix("torch.")
+    # transformers 5 renamed torch_dtype to dtype
+    major = int(transformers.__version__.split(".")[0])
+    setattr(hf_config, "dtype" if major >= 5 else "torch_dtype", saved_dtype)
     hf_config.save_pretrained(out)
-    save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
+    save_file(state, str(out / "model.safetensors"), metadata={"format": "pt", **(metadata or {})})
     return out
 
 
@@ -207,7 +217,7 @@ def _read_weights(folder: Path) -> dict[str, torch.Tensor]:
 
 
 def load_hf_folder(path: str | Path, dtype: torch.dtype | None = None) -> BloomForCausalLM:
-    """Our model from a HF BLOOM folder (no transformers needed)."""
+    """Our model (eval mode) from a HF BLOOM folder; no transformers needed, nothing unpickled."""
     folder = Path(path)
     config_file = folder / "config.json"
     if not config_file.exists():
@@ -220,4 +230,4 @@ def load_hf_folder(path: str | Path, dtype: torch.dtype | None = None) -> BloomF
     model.lm_head.weight = model.transformer.word_embeddings.weight  # assign=True replaced the tie
     if dtype is not None:
         model.to(dtype)
-    return model
+    return model.eval()

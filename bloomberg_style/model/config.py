@@ -11,12 +11,14 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-ATTENTION_IMPLS = ("eager", "sdpa")
+# "auto": flash-attention 2 where it runs (CUDA, bf16/fp16, flash_attn installed), else sdpa.
+ATTENTION_IMPLS = ("auto", "eager", "sdpa", "flash")
+CHECKPOINT_IMPLS = ("torch", "deepspeed")
 
 
 @dataclass
 class ModelConfig:
-    """BLOOM decoder shape (pre-LN, ALiBi, tied embeddings, GELU-tanh)."""
+    """BLOOM decoder shape (pre-LN, ALiBi, tied embeddings, GELU-tanh) and how to run it."""
 
     vocab_size: int = 8192
     hidden_size: int = 256
@@ -29,13 +31,22 @@ class ModelConfig:
     init_std: float | None = None
     hidden_dropout: float = 0.0
     attention_dropout: float = 0.0
-    # "eager": matmul + ALiBi + FP32 softmax (the paper's numerics);
-    # "sdpa": torch's fused scaled_dot_product_attention with ALiBi as a float mask.
-    attention_impl: str = "eager"
-    # Scale q.k by 1/layer_number in the compute dtype and undo it in FP32 (Megatron/BLOOM).
+    # "eager": matmul + ALiBi + FP32 softmax, the paper's numerics spelled out (the reference);
+    # "sdpa": torch's fused scaled_dot_product_attention with ALiBi as a float mask;
+    # "flash": flash-attention 2 with alibi_slopes (CUDA; falls back to sdpa with a warning);
+    # "auto": flash where it runs, else sdpa. All agree with eager within dtype tolerance.
+    attention_impl: str = "auto"
+    # Eager path: scale q.k by 1/layer_number in the compute dtype and undo it in FP32 (Megatron/BLOOM).
     query_key_layer_scaling: bool = True
-    # Recompute each block in the backward pass (torch.utils.checkpoint, non-reentrant).
+    # Recompute each block in the backward pass instead of storing its activations.
     activation_checkpointing: bool = False
+    # "torch": torch.utils.checkpoint (non-reentrant); "deepspeed": deepspeed.checkpointing.checkpoint
+    # (honours deepspeed.checkpointing.configure: partitioned or CPU-offloaded activations).
+    activation_checkpointing_impl: str = "torch"
+    # torch.compile each transformer block (fuses LayerNorm, GELU, bias adds; one graph for all layers).
+    compile_blocks: bool = False
+    # torch.compile backend for compile_blocks: "inductor" (fused kernels), or e.g. "aot_eager" (no codegen).
+    compile_backend: str = "inductor"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -87,7 +98,16 @@ class ModelConfig:
             raise ValueError(
                 f"ModelConfig.attention_impl must be one of {ATTENTION_IMPLS}, got {self.attention_impl!r}"
             )
-        for name in ("query_key_layer_scaling", "activation_checkpointing"):
+        if self.activation_checkpointing_impl not in CHECKPOINT_IMPLS:
+            raise ValueError(
+                f"ModelConfig.activation_checkpointing_impl must be one of {CHECKPOINT_IMPLS}, "
+                f"got {self.activation_checkpointing_impl!r}"
+            )
+        if not isinstance(self.compile_backend, str) or not self.compile_backend:
+            raise ValueError(
+                f"ModelConfig.compile_backend must be a backend name, got {self.compile_backend!r}"
+            )
+        for name in ("query_key_layer_scaling", "activation_checkpointing", "compile_blocks"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"ModelConfig.{name} must be true or false, got {getattr(self, name)!r}")
         return self
@@ -114,6 +134,10 @@ class ModelConfig:
         return cls.from_dict({**PRESETS[name], **overrides})
 
 
+def _ladder(layers: int, hidden: int, heads: int) -> dict[str, Any]:
+    return dict(vocab_size=131072, hidden_size=hidden, num_layers=layers, num_heads=heads, max_seq_len=2048)
+
+
 # Vocabulary 2^17 is the paper's tokenizer; CPU presets default to 8192 and are
 # normally overridden with the demo tokenizer's vocab_size.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -122,13 +146,17 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Same scale with 6 heads: exercises the non-power-of-two ALiBi slopes, like 40 heads at 50B.
     "tiny-6h": dict(vocab_size=8192, hidden_size=192, num_layers=4, num_heads=6, max_seq_len=256),
     "small": dict(vocab_size=8192, hidden_size=384, num_layers=6, num_heads=6, max_seq_len=512),
-    # Scaling ladder (parameter counts with the 2^17 vocabulary).
-    "ladder-190m": dict(vocab_size=131072, hidden_size=768, num_layers=12, num_heads=12, max_seq_len=2048),
-    "ladder-440m": dict(vocab_size=131072, hidden_size=1024, num_layers=24, num_heads=16, max_seq_len=2048),
-    "ladder-1.5b": dict(vocab_size=131072, hidden_size=2048, num_layers=24, num_heads=16, max_seq_len=2048),
-    "ladder-7b": dict(vocab_size=131072, hidden_size=4096, num_layers=32, num_heads=32, max_seq_len=2048),
-    # BloombergGPT (arXiv 2303.17564): 50,558,868,480 parameters.
-    "bloomberggpt-50b": dict(
-        vocab_size=131072, hidden_size=7680, num_layers=70, num_heads=40, max_seq_len=2048
-    ),
+    # Scaling ladder: hidden = exp(5.039) * exp(0.0555 * layers) (Levine et al. 2020, as the paper
+    # shaped its 50B), rounded to a multiple of 128 and of the head size; layers chosen so the
+    # parameter count (2^17 vocabulary included) is nearest the name. `ladder.py` derives these
+    # and its test checks that the table below is what the rule gives.
+    "ladder-125m": _ladder(20, 512, 8),  # 130.2M, head 64
+    "ladder-350m": _ladder(30, 768, 12),  # 313.3M, head 64
+    "ladder-760m": _ladder(37, 1152, 18),  # 740.8M, head 64
+    "ladder-1.3b": _ladder(41, 1536, 24),  # 1.363B, head 64
+    "ladder-2.7b": _ladder(47, 2048, 16),  # 2.635B, head 128
+    "ladder-6.7b": _ladder(54, 3072, 24),  # 6.520B, head 128
+    "ladder-13b": _ladder(59, 4096, 32),  # 12.418B, head 128
+    # BloombergGPT (arXiv 2303.17564): 70 layers, 40 heads x 192, 50,558,868,480 parameters.
+    "bloomberggpt-50b": _ladder(70, 7680, 40),
 }

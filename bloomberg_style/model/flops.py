@@ -1,13 +1,19 @@
-"""FLOPs per token and model-FLOPs utilisation.
+"""FLOPs per token, achieved TFLOP/s and model-FLOPs utilisation (MFU).
 
-Per token a dense decoder with N parameters costs 2N FLOPs forward and 4N backward (6N);
-recomputing activations (checkpointing every layer) repeats the forward: 8N. Attention
-scores add 2 matmuls of (seq x head_dim) per head per layer: 4*s*D forward per token per
-layer, so 12*L*s*D for forward+backward (16*L*s*D with recompute). BloombergGPT quoted
-its 102 TFLOP/s with the plain 8N count, which `include_attention=False` reproduces.
+A dense decoder with N parameters costs 2N FLOPs per token forward (one multiply-add per
+weight; the tied LM head is counted once, as V*D in N, and the embedding lookup is free)
+and 4N backward: 6N. Recomputing activations (checkpointing every layer) repeats the
+forward: 8N. Attention scores add two matmuls per layer that N does not see, q.k^T and
+probs.v, each 2*s*D FLOPs per token forward: 4*L*s*D forward, 12*L*s*D forward+backward,
+16*L*s*D with recompute (PaLM, appendix B, counts the same 12*L*s*D; causal masking halves
+the useful part, but the dense kernels do the full product).
 
-MFU counts model FLOPs only (6N + attention), never the recompute (nanoGPT #182); the
-hardware rate with recompute is reported separately.
+BloombergGPT's "102 TFLOP/s" is the plain 8N count: 8 * 50,558,868,480 FLOPs/token *
+2,048 * 2,048 tokens / 32.5 s / 512 GPUs = 101.95 TFLOP/s. With the attention term it is
+106.39; the model FLOPs (6N + 12*L*s*D, no recompute) are 79.79 TFLOP/s, an MFU of 25.6% on
+A100's 312, and a hardware utilisation (8N + 16*L*s*D) of 34.1%.
+
+MFU counts model FLOPs only, never the recompute (Chowdhery et al. 2022, PaLM, section 4.1).
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ class _Shape(Protocol):
 def flops_per_token(
     cfg: _Shape, num_parameters: int, seq_len: int, *, recompute: bool = False, include_attention: bool = True
 ) -> float:
-    """Training FLOPs (forward + backward) per token."""
+    """Training FLOPs (forward + backward, + recomputed forward if `recompute`) per token."""
+    if num_parameters <= 0 or seq_len <= 0:
+        raise ValueError(f"num_parameters and seq_len must be > 0, got {num_parameters}, {seq_len}")
     passes = 4 if recompute else 3  # forward counts 1, backward 2, recompute 1 more
     dense = 2 * num_parameters * passes
     attention = 4 * cfg.num_layers * seq_len * cfg.hidden_size * passes if include_attention else 0
@@ -42,3 +50,76 @@ def mfu(model_tflops_per_device: float, peak_tflops: float) -> float:
     if peak_tflops <= 0:
         raise ValueError(f"peak_tflops must be > 0, got {peak_tflops}")
     return model_tflops_per_device / peak_tflops
+
+
+def model_flops_utilization(
+    cfg: _Shape,
+    num_parameters: int,
+    seq_len: int,
+    tokens_per_second: float,
+    peak_tflops: float,
+    devices: int = 1,
+) -> float:
+    """MFU of a run: (6N + 12*L*s*D) * tokens/s / devices / peak. Recompute is not counted."""
+    model_tflops = achieved_tflops(
+        flops_per_token(cfg, num_parameters, seq_len), tokens_per_second, 1.0, devices
+    )
+    return mfu(model_tflops, peak_tflops)
+
+
+# Dense (no 2:4 sparsity) BF16 tensor-core peaks, TFLOP/s per device, from the vendors'
+# datasheets (which often print the sparsity figure, twice these).
+PEAK_TFLOPS: dict[str, float] = {
+    "a100-40gb": 312.0,  # NVIDIA A100 Tensor Core GPU datasheet: BF16 312 (624 sparse), SXM and PCIe
+    "a100-80gb": 312.0,  # same datasheet
+    "h100-sxm": 989.0,  # NVIDIA H100 datasheet: SXM BF16 1,979 sparse -> 989 dense
+    "h100-pcie": 756.0,  # same datasheet: PCIe BF16 1,513 sparse -> 756 dense
+    "h100-nvl": 835.0,  # same datasheet: NVL BF16 1,671 sparse -> 835 dense
+    "h200": 989.0,  # NVIDIA H200 datasheet: BF16 1,979 sparse -> 989 dense (H100's compute)
+    "b200": 2250.0,  # NVIDIA HGX B200 specifications: 4.5 PFLOPS sparse per GPU -> 2,250 dense
+    "l40s": 362.0,  # NVIDIA L40S datasheet: BF16 362 (733 sparse)
+    "mi250x": 383.0,  # AMD Instinct MI250X datasheet: peak BF16 383
+    "mi300x": 1307.4,  # AMD Instinct MI300X datasheet: peak BF16 1,307.4 dense
+}
+
+# torch.cuda.get_device_name() substrings -> PEAK_TFLOPS key; first match wins, so the
+# specific names ("H100 PCIe", "H100 NVL") come before the generic "H100".
+_DEVICE_NAMES = (
+    ("H200", "h200"),
+    ("H100 PCIe", "h100-pcie"),
+    ("H100 NVL", "h100-nvl"),
+    ("H100", "h100-sxm"),
+    ("A100-SXM4-80GB", "a100-80gb"),
+    ("A100 80GB", "a100-80gb"),
+    ("A100-PCIE-80GB", "a100-80gb"),
+    ("A100", "a100-40gb"),
+    ("B200", "b200"),
+    ("L40S", "l40s"),
+    ("MI250X", "mi250x"),
+    ("MI300X", "mi300x"),
+)
+
+
+def peak_tflops(device: str) -> float:
+    """Peak dense BF16 TFLOP/s of a PEAK_TFLOPS key ("h100-sxm") or a CUDA device name."""
+    key = device.strip().lower()
+    if key in PEAK_TFLOPS:
+        return PEAK_TFLOPS[key]
+    for pattern, name in _DEVICE_NAMES:
+        if pattern.lower() in key:
+            return PEAK_TFLOPS[name]
+    raise ValueError(
+        f"unknown device {device!r}; known: {', '.join(PEAK_TFLOPS)} (or pass the peak yourself)"
+    )
+
+
+def detect_peak_tflops() -> float | None:
+    """The peak of the current CUDA device, or None (no GPU, or a GPU not in the table)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    try:
+        return peak_tflops(torch.cuda.get_device_name())
+    except ValueError:
+        return None

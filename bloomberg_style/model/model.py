@@ -1,4 +1,4 @@
-"""The BLOOM decoder as BloombergGPT trained it, in one file.
+"""The BLOOM decoder as BloombergGPT trained it (attention kernels in attention.py).
 
 token ids -> word embedding -> LayerNorm -> L x [pre-LN attention with ALiBi,
 pre-LN GELU MLP] -> final LayerNorm -> tied LM head. Parameter names and the
@@ -7,9 +7,6 @@ fused QKV layout follow Hugging Face BLOOM, so export is a rename at most.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 
 import torch
@@ -18,49 +15,45 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from .alibi import alibi_bias, alibi_slopes
+from .attention import eager_attention, flash_attention, resolve_impl, sdpa_attention
 from .config import ModelConfig
 from .init import init_weights
+from .loss import cross_entropy
 
 IGNORE_INDEX = -100
 
 
 class Attention(nn.Module):
-    """Causal multi-head self-attention, ALiBi-biased, softmax in FP32."""
+    """Causal multi-head self-attention with ALiBi; the kernel is chosen per forward (attention.py)."""
 
-    def __init__(self, config: ModelConfig, layer_number: int) -> None:
+    def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.num_heads = config.num_heads
         self.head_dim = config.head_dim
-        self.layer_number = layer_number  # 1-based, as query-key layer scaling counts it
-        self.impl = config.attention_impl
         self.query_key_layer_scaling = config.query_key_layer_scaling
         # Fused QKV, HF BLOOM layout: output rows are [head, (q|k|v), head_dim].
         self.query_key_value = nn.Linear(config.hidden_size, 3 * config.hidden_size)
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
         self.attention_dropout = nn.Dropout(config.attention_dropout)
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        """x [batch, seq, hidden]; bias [heads, seq, seq] (ALiBi + causal -inf)."""
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, impl: str, layer_number: int) -> torch.Tensor:
+        """x [batch, seq, hidden]; bias as `BloomForCausalLM.attention_bias` made it for `impl`;
+        layer_number (1-based) for query-key layer scaling."""
         batch, seq, hidden = x.shape
         qkv = self.query_key_value(x).view(batch, seq, self.num_heads, 3, self.head_dim)
-        q, k, v = (t.transpose(1, 2) for t in qkv.unbind(dim=3))  # each [batch, heads, seq, head_dim]
-
-        if self.impl == "sdpa":
-            # Fused kernel; it accumulates the softmax in FP32 internally for bf16/fp16 inputs.
-            dropout_p = self.attention_dropout.p if self.training else 0.0
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), dropout_p=dropout_p)
+        dropout_p = self.attention_dropout.p if self.training else 0.0
+        if impl == "flash":
+            q, k, v = qkv.unbind(dim=3)  # each [batch, seq, heads, head_dim]
+            y = flash_attention(q, k, v, bias, dropout_p)
         else:
-            # Query-key layer scaling: divide by the layer number in the compute dtype (keeps deep
-            # layers' scores in fp16 range), multiply it back in FP32 where the softmax runs.
-            coeff = float(self.layer_number) if self.query_key_layer_scaling else 1.0
-            scores = (q * (1.0 / (math.sqrt(self.head_dim) * coeff))) @ k.transpose(-2, -1)
-            scores = scores.float() * coeff + bias.float()  # [batch, heads, seq, seq], FP32
-            probs = F.softmax(scores, dim=-1).to(v.dtype)
-            probs = self.attention_dropout(probs)
-            y = probs @ v  # [batch, heads, seq, head_dim]
-
-        y = y.transpose(1, 2).reshape(batch, seq, hidden)
-        return self.dense(y)
+            q, k, v = (t.transpose(1, 2) for t in qkv.unbind(dim=3))  # each [batch, heads, seq, head_dim]
+            if impl == "sdpa":
+                y = sdpa_attention(q, k, v, bias, dropout_p)
+            else:
+                layer = layer_number if self.query_key_layer_scaling else None
+                y = eager_attention(q, k, v, bias, dropout_p, layer)
+            y = y.transpose(1, 2)
+        return self.dense(y.reshape(batch, seq, hidden))
 
 
 class MLP(nn.Module):
@@ -78,16 +71,17 @@ class MLP(nn.Module):
 class Block(nn.Module):
     """Pre-LN transformer layer: x + drop(attn(LN(x))), then x + drop(mlp(LN(x)))."""
 
-    def __init__(self, config: ModelConfig, layer_number: int) -> None:
+    def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.input_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.self_attention = Attention(config, layer_number)
+        self.self_attention = Attention(config)
         self.post_attention_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.mlp = MLP(config)
         self.hidden_dropout = nn.Dropout(config.hidden_dropout)
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        x = x + self.hidden_dropout(self.self_attention(self.input_layernorm(x), bias))
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, impl: str, layer_number: int) -> torch.Tensor:
+        # layer_number is an argument, not a module constant, so torch.compile traces one graph for all layers.
+        x = x + self.hidden_dropout(self.self_attention(self.input_layernorm(x), bias, impl, layer_number))
         x = x + self.hidden_dropout(self.mlp(self.post_attention_layernorm(x)))
         return x
 
@@ -102,28 +96,54 @@ class BloomForCausalLM(nn.Module):
         c = self.config
         self.transformer = nn.ModuleDict(
             dict(
-                word_embeddings=nn.Embedding(c.vocab_size, c.hidden_size),
+                # _weight skips nn.Embedding's own N(0, 1) init (init_weights sets the paper's), which
+                # on the meta device takes seconds at 131,072 x 7,680.
+                word_embeddings=nn.Embedding(
+                    c.vocab_size, c.hidden_size, _weight=torch.empty(c.vocab_size, c.hidden_size)
+                ),
                 word_embeddings_layernorm=nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps),
-                h=nn.ModuleList([Block(c, layer_number=i + 1) for i in range(c.num_layers)]),
+                h=nn.ModuleList([Block(c) for _ in range(c.num_layers)]),
                 ln_f=nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps),
             )
         )
         self.lm_head = nn.Linear(c.hidden_size, c.vocab_size, bias=False)
         self.lm_head.weight = self.transformer.word_embeddings.weight  # tied, no output bias
-        # Swap in e.g. deepspeed.checkpointing.checkpoint; called as fn(block, x, bias).
-        self.checkpoint_fn: Callable[..., torch.Tensor] = partial(checkpoint, use_reentrant=False)
-        self._bias_cache: tuple[tuple, torch.Tensor] | None = None
+        self._bias_cache: dict[tuple, torch.Tensor] = {}
         init_weights(self)
+        if c.compile_blocks:
+            for block in self.transformer.h:
+                block.compile(backend=c.compile_backend)  # in place: parameter names do not change
 
     # ---- forward -------------------------------------------------------------------------
 
-    def alibi(self, seq_len: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-        """ALiBi + causal bias [heads, seq, seq], shared by all layers and cached per shape."""
-        key = (seq_len, dtype, device)
-        if self._bias_cache is None or self._bias_cache[0] != key:
-            slopes = alibi_slopes(self.config.num_heads)
-            self._bias_cache = (key, alibi_bias(slopes, seq_len, dtype=dtype, device=device))
-        return self._bias_cache[1]
+    def attention_bias(
+        self, impl: str, seq_len: int, dtype: torch.dtype, device: torch.device
+    ) -> torch.Tensor:
+        """What `impl` needs, shared by all layers and cached: the slopes [heads] (flash), or the
+        ALiBi + causal bias [heads, seq, seq] in FP32 (eager) or the compute dtype (sdpa)."""
+        key = (impl, seq_len if impl != "flash" else 0, dtype, device)
+        if key not in self._bias_cache:
+            if len(self._bias_cache) >= 4:  # shapes change rarely (eval, generation): keep it small
+                self._bias_cache.clear()
+            slopes = alibi_slopes(self.config.num_heads).to(device)
+            if impl == "flash":
+                self._bias_cache[key] = slopes  # flash-attn wants FP32 slopes
+            else:
+                bias_dtype = torch.float32 if impl == "eager" else dtype
+                self._bias_cache[key] = alibi_bias(slopes, seq_len, dtype=bias_dtype, device=device)
+        return self._bias_cache[key]
+
+    def hidden_states(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Final-LayerNorm output [batch, seq, hidden], before the LM head."""
+        x = self.transformer.word_embeddings(input_ids)
+        x = self.transformer.word_embeddings_layernorm(x)
+        impl = resolve_impl(self.config.attention_impl, x.device, x.dtype)
+        bias = self.attention_bias(impl, input_ids.shape[1], x.dtype, x.device)
+        recompute = self.config.activation_checkpointing and self.training and torch.is_grad_enabled()
+        for i, block in enumerate(self.transformer.h):
+            layer = i + 1  # 1-based, as query-key layer scaling counts
+            x = self._checkpointed(block, x, bias, impl, layer) if recompute else block(x, bias, impl, layer)
+        return self.transformer.ln_f(x)
 
     def forward(
         self,
@@ -137,33 +157,60 @@ class BloomForCausalLM(nn.Module):
         ignored. loss_mask (optional, same shape) weights tokens; 0 drops them.
         """
         self._check_inputs(input_ids, labels, loss_mask)
-        x = self.transformer.word_embeddings(input_ids)
-        x = self.transformer.word_embeddings_layernorm(x)
-        # Eager adds the bias in FP32; sdpa wants it in the compute dtype.
-        bias_dtype = torch.float32 if self.config.attention_impl == "eager" else x.dtype
-        bias = self.alibi(input_ids.shape[1], bias_dtype, x.device)
-        recompute = self.config.activation_checkpointing and self.training and torch.is_grad_enabled()
-        for block in self.transformer.h:
-            x = self.checkpoint_fn(block, x, bias) if recompute else block(x, bias)
-        x = self.transformer.ln_f(x)
-        logits = self.lm_head(x)
+        logits = self.lm_head(self.hidden_states(input_ids))
         if labels is None:
             return logits
         return self.loss(logits, labels, loss_mask)
+
+    def _checkpointed(self, block: Block, *args) -> torch.Tensor:
+        """Run `block(*args)` keeping only its inputs; the backward pass recomputes the rest."""
+        if self.config.activation_checkpointing_impl == "deepspeed":
+            import deepspeed
+
+            return deepspeed.checkpointing.checkpoint(block, *args)
+        return checkpoint(block, *args, use_reentrant=False)
 
     @staticmethod
     def loss(
         logits: torch.Tensor, labels: torch.Tensor, loss_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Mean cross-entropy in FP32 over tokens with label != -100 and loss_mask != 0."""
-        per_token = F.cross_entropy(
-            logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX, reduction="none"
-        )
-        weight = (labels.flatten() != IGNORE_INDEX).float()
+        """Mean cross-entropy in FP32 over tokens with label != -100 and loss_mask != 0 (loss.py)."""
+        labels = labels.flatten()
+        weight = (labels != IGNORE_INDEX).float()
         if loss_mask is not None:
             weight = weight * loss_mask.flatten().float()
-        # An all-masked batch gives 0 (with a graph), not NaN.
-        return (per_token * weight).sum() / weight.sum().clamp(min=1.0)
+        # Normalised first, so the loss is a plain weighted sum; an all-masked batch gives 0, not NaN.
+        weight = weight / weight.sum().clamp(min=1.0)
+        return cross_entropy(logits.flatten(0, 1), labels.clamp(min=0), weight)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        input_ids: torch.Tensor,
+        max_new_tokens: int,
+        eos_token_id: int | None = None,
+        pad_token_id: int | None = None,
+    ) -> torch.Tensor:
+        """Greedy decoding: append argmax tokens; rows that emitted eos continue with pad (default eos).
+
+        No KV cache (the prefix is recomputed each step): for checks and small demos; serve an
+        exported folder with transformers or a serving stack.
+        """
+        was_training = self.training
+        self.eval()
+        pad = eos_token_id if pad_token_id is None else pad_token_id
+        ids = input_ids
+        done = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
+        for _ in range(max_new_tokens):
+            next_id = self.lm_head(self.hidden_states(ids)[:, -1]).argmax(dim=-1)
+            if eos_token_id is not None:
+                next_id = torch.where(done, torch.full_like(next_id, pad), next_id)
+                done |= next_id == eos_token_id
+            ids = torch.cat([ids, next_id[:, None]], dim=1)
+            if eos_token_id is not None and bool(done.all()):
+                break
+        self.train(was_training)
+        return ids
 
     def _check_inputs(
         self, input_ids: torch.Tensor, labels: torch.Tensor | None, loss_mask: torch.Tensor | None
@@ -183,6 +230,13 @@ class BloomForCausalLM(nn.Module):
             if t is not None and t.shape != input_ids.shape:
                 raise ValueError(
                     f"{name} must have the shape of input_ids {tuple(input_ids.shape)}, got {tuple(t.shape)}"
+                )
+        if labels is not None and labels.device.type == "cpu" and labels.numel() > 0:
+            bad = (labels != IGNORE_INDEX) & ((labels < 0) | (labels >= self.config.vocab_size))
+            if bool(bad.any()):
+                raise ValueError(
+                    f"labels must be in [0, vocab_size={self.config.vocab_size}) or {IGNORE_INDEX}, "
+                    f"got {int(labels[bad][0])}"
                 )
 
     # ---- run-time controls ---------------------------------------------------------------
@@ -213,10 +267,11 @@ class BloomForCausalLM(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | Path, dtype: torch.dtype | None = None) -> BloomForCausalLM:
-        """Load a Hugging Face BLOOM folder (config.json + safetensors or .bin weights)."""
-        from ..export.hf import load_hf_folder
+        """Load, in eval mode: a Hugging Face BLOOM folder (config.json + safetensors or .bin),
+        or one of our checkpoints (a run folder, its checkpoints/ folder or one step folder)."""
+        from ..export.checkpoint import load_pretrained
 
-        return load_hf_folder(path, dtype=dtype)
+        return load_pretrained(path, dtype=dtype)
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:

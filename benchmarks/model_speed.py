@@ -1,0 +1,245 @@
+"""Training-step speed and peak memory: our BLOOM against transformers.BloomForCausalLM.
+
+Same shape, same weights, same batch, same optimizer (torch AdamW), one process. A step is
+forward + loss + backward + AdamW. The two models alternate step by step (and swap who goes
+first every repeat), so load from other processes falls on both alike; the table gives
+the median tokens/s of each and the median of the per-pair ratios. Peak memory is measured
+for one step with and without activation checkpointing (CPU: peak RSS; CUDA: the
+allocator's peak), each in a fresh process: a clean heap, and the CPU measurement changes
+malloc's settings.
+
+    python benchmarks/model_speed.py                        # CPU shapes, fp32
+    python benchmarks/model_speed.py --threads 1 --repeats 9
+    python benchmarks/model_speed.py --device cuda --dtype bfloat16 --preset ladder-1.3b \\
+        --batch 4 --seq 2048 --no-hf                       # GPU: tokens/s and MFU of a preset
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
+
+from bloomberg_style.export import to_hf_config, to_hf_state_dict  # noqa: E402
+from bloomberg_style.model import BloomForCausalLM, ModelConfig  # noqa: E402
+from bloomberg_style.model.flops import detect_peak_tflops, flops_per_token, model_flops_utilization  # noqa: E402
+from bloomberg_style.model.memory import cpu_peak_supported, peak_memory_bytes  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Shape:
+    name: str
+    vocab: int
+    hidden: int
+    layers: int
+    heads: int
+    batch: int
+    seq: int
+
+
+# CPU shapes: the demo model, a longer sequence (attention-heavy) and a wider model (matmul-heavy).
+SHAPES = {
+    "micro": Shape("micro", 512, 64, 2, 4, 2, 64),  # smoke test only
+    "tiny": Shape("tiny", 8192, 256, 4, 8, 8, 256),
+    "long": Shape("long", 8192, 256, 4, 8, 2, 1024),
+    "wide": Shape("wide", 8192, 512, 4, 8, 4, 256),
+}
+
+
+def build_pair(
+    shape: Shape, dtype: torch.dtype, device: torch.device, checkpointing: bool, with_hf: bool, **ours_kw
+):
+    """(ours, HF or None) with identical weights, in train mode, dropout 0."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(
+        vocab_size=shape.vocab,
+        hidden_size=shape.hidden,
+        num_layers=shape.layers,
+        num_heads=shape.heads,
+        max_seq_len=shape.seq,
+        activation_checkpointing=checkpointing,
+        **ours_kw,
+    )
+    ours = BloomForCausalLM(cfg).to(device=device, dtype=dtype).train()
+    hf = None
+    if with_hf:
+        import transformers
+
+        hf = transformers.BloomForCausalLM(to_hf_config(cfg)).to(device=device, dtype=dtype).train()
+        hf.load_state_dict(to_hf_state_dict(ours))
+        if checkpointing and hasattr(hf, "activation_checkpointing_enable"):  # transformers >= 5
+            hf.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        elif checkpointing:
+            hf.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return ours, hf
+
+
+def make_step(model, hf: bool, ids: torch.Tensor):
+    """One training step; ours takes shifted labels, HF shifts `labels=ids` itself: same tokens."""
+    try:  # one fused kernel for all parameters (CPU and CUDA); the same optimizer for both models
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.1, fused=True)
+    except (RuntimeError, TypeError):
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.1)
+    labels = torch.cat([ids[:, 1:], torch.full_like(ids[:, :1], -100)], dim=1)
+    sync = torch.cuda.synchronize if ids.device.type == "cuda" else (lambda: None)
+
+    def step() -> float:
+        loss = model(input_ids=ids, labels=ids, use_cache=False).loss if hf else model(ids, labels=labels)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        sync()
+        return float(loss.detach())
+
+    return step
+
+
+def time_pair(steps: dict, repeats: int) -> dict[str, list[float]]:
+    """Seconds per step of each, alternating, the first one swapped every repeat."""
+    for step in steps.values():  # warm-up: allocations, optimizer state, kernel selection
+        step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    names = list(steps)
+    for r in range(repeats):
+        for name in names if r % 2 == 0 else reversed(names):
+            start = time.perf_counter()
+            steps[name]()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def memory_of(shape: Shape, args: argparse.Namespace, name: str, checkpointing: bool) -> int | None:
+    """Peak memory of one steady-state step, in a fresh process (a clean heap) for CPU numbers."""
+    if args.device == "cpu":
+        cpu_peak_supported()  # malloc settings first, before this process allocates anything big
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dtype, device = getattr(torch, args.dtype), torch.device(args.device)
+    ours, hf = build_pair(shape, dtype, device, checkpointing, name == "hf", **ours_options(args))
+    ids = torch.randint(0, shape.vocab, (shape.batch, shape.seq), device=device)
+    step = make_step(hf if name == "hf" else ours, name == "hf", ids)
+    step()  # optimizer state exists: the steady-state step is what gets measured
+    return peak_memory_bytes(step, device)[0]
+
+
+def measure_memory(shapes: list[Shape], args: argparse.Namespace) -> dict[tuple, int | None]:
+    """{(shape name, model, checkpointing): peak bytes}, each in its own spawned process."""
+    names = ("ours",) if args.no_hf else ("ours", "hf")
+    jobs = [(shape, name, ck) for shape in shapes for name in names for ck in (False, True)]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context, max_tasks_per_child=1) as pool:
+        futures = {(s.name, n, ck): pool.submit(memory_of, s, args, n, ck) for s, n, ck in jobs}
+        return {key: future.result() for key, future in futures.items()}
+
+
+def ours_options(args: argparse.Namespace) -> dict:
+    return dict(attention_impl=args.attention, compile_blocks=args.compile)
+
+
+def mb(n: int | None) -> str:
+    return "n/a" if n is None else f"{n / 2**20:.0f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shapes", default="tiny,long,wide", help=f"comma list of {', '.join(SHAPES)}")
+    parser.add_argument("--preset", help="a ModelConfig preset instead of --shapes (with --batch, --seq)")
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--seq", type=int, default=2048)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--attention", default="auto", help="our attention_impl")
+    parser.add_argument("--compile", action="store_true", help="our blocks torch.compile'd (inductor)")
+    parser.add_argument("--no-hf", action="store_true", help="ours only (e.g. a preset too big for HF eager)")
+    parser.add_argument("--no-memory", action="store_true")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.preset:
+        p = ModelConfig.preset(args.preset)
+        shapes = [
+            Shape(args.preset, p.vocab_size, p.hidden_size, p.num_layers, p.num_heads, args.batch, args.seq)
+        ]
+    else:
+        unknown = [s for s in args.shapes.split(",") if s not in SHAPES]
+        if unknown:
+            parser.error(f"unknown shapes {unknown}; known: {', '.join(SHAPES)}")
+        shapes = [SHAPES[s] for s in args.shapes.split(",")]
+    dtype, device = getattr(torch, args.dtype), torch.device(args.device)
+    ours_kw = ours_options(args)
+
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    print(
+        f"torch {torch.__version__}, device {device}, {args.dtype}, {torch.get_num_threads()} threads, "
+        f"{os.cpu_count()} CPUs, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}, "
+        f"ours: attention_impl={args.attention}{', compiled blocks' if args.compile else ''}"
+    )
+    rows = []
+    for shape in shapes:
+        ours, hf = build_pair(shape, dtype, device, False, not args.no_hf, **ours_kw)
+        ids = torch.randint(0, shape.vocab, (shape.batch, shape.seq), device=device)
+        steps = {"ours": make_step(ours, False, ids)}
+        if hf is not None:
+            steps["hf"] = make_step(hf, True, ids)
+        times = time_pair(steps, args.repeats)
+        tokens = shape.batch * shape.seq
+        row = {"shape": shape, "ours": tokens / statistics.median(times["ours"])}
+        if hf is not None:
+            row["hf"] = tokens / statistics.median(times["hf"])
+            row["ratio"] = statistics.median(h / o for o, h in zip(times["ours"], times["hf"]))
+        n = ours.num_parameters()
+        peak = detect_peak_tflops() if device.type == "cuda" else None
+        if peak is not None:
+            row["mfu"] = model_flops_utilization(ours.config, n, shape.seq, row["ours"], peak)
+        row["tflops"] = flops_per_token(ours.config, n, shape.seq) * row["ours"] / 1e12
+        del ours, hf, steps
+        rows.append(row)
+        print(
+            f"  {shape.name}: ours {row['ours']:.0f} tok/s, HF {row.get('hf', float('nan')):.0f} tok/s",
+            flush=True,
+        )
+    memory = {} if args.no_memory else measure_memory(shapes, args)
+
+    load_after = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    header = (
+        f"{'shape':<12}{'L x D, heads':>14}{'batch x seq':>13}{'ours tok/s':>12}{'HF tok/s':>10}{'ratio':>7}"
+        f"{'model TFLOP/s':>15}"
+        + ("" if args.no_memory else f"{'peak MiB ours/HF':>18}{'ckpt ours/HF':>14}")
+        + (f"{'MFU':>7}" if any("mfu" in r for r in rows) else "")
+    )
+    print(header)
+    for r in rows:
+        s = r["shape"]
+        line = (
+            f"{s.name:<12}{f'{s.layers} x {s.hidden}, {s.heads}':>14}{f'{s.batch} x {s.seq}':>13}"
+            f"{r['ours']:>12.0f}{r.get('hf', float('nan')):>10.0f}{r.get('ratio', float('nan')):>7.2f}"
+            f"{r['tflops']:>15.3f}"
+        )
+        if memory:
+            for ck, width in ((False, 18), (True, 14)):
+                line += (
+                    f"{mb(memory[s.name, 'ours', ck]) + ' / ' + mb(memory.get((s.name, 'hf', ck))):>{width}}"
+                )
+        if "mfu" in r:
+            line += f"{r['mfu']:>7.1%}"
+        print(line)
+    print(
+        f"load average after: {load_after[0]:.1f}; ratio = median over alternating pairs of HF s/step / ours"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
