@@ -58,22 +58,22 @@ def test_two_rank_zero2_loss_falls(tmp_path, small_data):
         tmp_path,
         small_data,
         name="zero2",
-        train={"steps": 30, "eval_interval": 30, "save_interval": 30, "log_interval": 5},
+        train={"steps": 40, "eval_interval": 40, "save_interval": 40, "log_interval": 5},
         logging={"wandb": "offline", "progress": True},
     )
     run_launcher(["--config", str(cfg)], ranks=2)
     run = tmp_path / "runs" / "zero2"
     records = read_jsonl(run / "metrics.jsonl")
     valid = [r for r in records if "valid/financial/loss" in r]
-    assert [r["step"] for r in valid] == [0, 30]
+    assert [r["step"] for r in valid] == [0, 40]
     for domain in ("financial", "general"):
         assert valid[1][f"valid/{domain}/loss"] < valid[0][f"valid/{domain}/loss"] - 1.0
     train = [r["loss"] for r in records if "loss" in r]
     assert train[-1] < train[0]
-    state = json.loads((run / "checkpoints" / "step_00000030" / "trainer_state.json").read_text())
+    state = json.loads((run / "checkpoints" / "step_00000040" / "trainer_state.json").read_text())
     assert state["world_size"] == 2
     # ZeRO-2 shards the optimizer: one optimizer file per rank.
-    shards = sorted(p.name for p in (run / "checkpoints" / "step_00000030").glob("*optim_states.pt"))
+    shards = sorted(p.name for p in (run / "checkpoints" / "step_00000040").glob("*optim_states.pt"))
     assert len(shards) == 2
     # wandb ran offline (no key, no network) and left a run to `wandb sync` later.
     assert list((run / "wandb").glob("offline-run-*"))

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from bloomberg_style.config import RunConfig
 from bloomberg_style.controllers import Decision, LRController, SpikeMonitor
-from bloomberg_style.model.flops import achieved_tflops, flops_per_token
+from bloomberg_style.model.flops import achieved_tflops, detect_peak_tflops, flops_per_token
 from bloomberg_style.training import checkpoint as ckpt
 from bloomberg_style.training.data_order import DataOrder
 from bloomberg_style.training.distributed import DistInfo, all_reduce_sum, barrier
@@ -93,9 +93,13 @@ class Trainer:
         self.run_dir = cfg.run_dir
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.seq_len = cfg.data.seq_len
-        self.flops_per_token = flops_per_token(
-            _Shape(model_config["num_layers"], model_config["hidden_size"]), num_parameters, self.seq_len
+        shape = _Shape(model_config["num_layers"], model_config["hidden_size"])
+        # Model FLOPs (for MFU) and hardware FLOPs (recompute counted, as the paper's 102 TFLOP/s).
+        self.flops_per_token = flops_per_token(shape, num_parameters, self.seq_len)
+        self.hw_flops_per_token = flops_per_token(
+            shape, num_parameters, self.seq_len, recompute=cfg.train.activation_checkpointing
         )
+        self.peak_tflops = cfg.train.peak_tflops or (detect_peak_tflops() if dist.accelerator == "cuda" else None)
         self.last_valid: dict[str, float] = {}
         self.stop_request = StopRequest(self.run_dir)
         self.injected = _parse_faults(os.environ.get(FAULTS_ENV, ""))
@@ -422,8 +426,9 @@ class Trainer:
                 )
             if step % t.log_interval == 0 or step == end:
                 elapsed = time.perf_counter() - window_start
-                tflops = achieved_tflops(self.flops_per_token, window_tokens, elapsed, self.dist.world_size)
-                extra = {"mfu": tflops / t.peak_tflops} if t.peak_tflops else {}
+                tflops = achieved_tflops(self.hw_flops_per_token, window_tokens, elapsed, self.dist.world_size)
+                model_tflops = achieved_tflops(self.flops_per_token, window_tokens, elapsed, self.dist.world_size)
+                extra = {"mfu": model_tflops / self.peak_tflops} if self.peak_tflops else {}
                 extra.update(self.engine_settings())
                 self.metrics.log(step, {**{k: v for k, v in stats.items() if k != "applied"},
                                         "tokens": self.state.tokens_seen, "tokens_per_s": window_tokens / elapsed,
