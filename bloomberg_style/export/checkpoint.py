@@ -25,8 +25,12 @@ from bloomberg_style.training.checkpoint import (
 )
 
 
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A run folder, its checkpoints/ folder or one step folder -> the step folder to load."""
+def resolve_checkpoint(path: str | Path, prefer_best: bool = True) -> Path:
+    """A run folder, its checkpoints/ folder or one step folder -> the step folder to load.
+
+    For a run or checkpoints folder that is the checkpoint with the best validation loss
+    (the controller keeps it and names it in trainer_state.json), else the latest one.
+    """
     path = Path(path)
     if (path / STATE_FILE).is_file():
         return path
@@ -34,6 +38,9 @@ def resolve_checkpoint(path: str | Path) -> Path:
         if (folder / LATEST_FILE).is_file() or folder.name == "checkpoints":
             found = find_resume_checkpoint(folder, log=lambda *_: None)
             if found is not None:
+                best = read_trainer_state(found).get("best_tag") if prefer_best else None
+                if best and (folder / best / STATE_FILE).is_file():
+                    return folder / best
                 return found
     raise FileNotFoundError(
         f"no complete checkpoint in {path} (expected a run folder, checkpoints/ or step_* folder)"
