@@ -81,7 +81,9 @@ def run_launcher(args: list[str], ranks: int = 1, timeout: int = 300, env: dict 
     if ranks == 1:
         cmd = [sys.executable, script, *args]
     else:
-        port = str(29500 + os.getpid() % 1000)
+        from bloomberg_style.training.distributed import free_port
+
+        port = str(free_port())  # a fresh port per launch: a killed run's socket may linger
         cmd = [
             sys.executable,
             "-m",
