@@ -1,0 +1,104 @@
+"""LoRA on a frozen base through `peft` (Hu et al. 2021): W x + (alpha / r) B A x.
+
+Only A [r, in] and B [out, r] train; B starts at zero, so the adapted model starts as
+the base. The targets are our model's linear layers, named as in HF BLOOM:
+query_key_value, dense (attention output), dense_h_to_4h, dense_4h_to_h.
+FinGPT's recipe shrinks 6.17B trainable parameters to 3.67M this way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .recipe import LoraSpec
+
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+
+
+def apply_lora(model: torch.nn.Module, spec: LoraSpec):
+    """Wrap `model` in a peft LoRA model: base frozen, adapters trainable."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=spec.rank,
+        lora_alpha=spec.alpha,
+        lora_dropout=spec.dropout,
+        target_modules=list(spec.target_modules),
+        bias="none",
+    )
+    return get_peft_model(model, config)
+
+
+def trainable_parameters(model: torch.nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameters, the tied embedding counted once."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total
+
+
+def describe_trainable(model: torch.nn.Module) -> str:
+    trainable, total = trainable_parameters(model)
+    return f"trainable parameters: {trainable:,} of {total:,} ({100.0 * trainable / total:.3f}%)"
+
+
+def adapter_state(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The LoRA tensors of a (peft-wrapped) state dict."""
+    return {k: v for k, v in state_dict.items() if ".lora_A." in k or ".lora_B." in k}
+
+
+def load_adapter_state(peft_model, adapter: dict[str, torch.Tensor]) -> None:
+    """Put saved adapter tensors into a freshly wrapped model; every adapter must match."""
+    if not adapter:
+        raise ValueError("no LoRA tensors found (keys with .lora_A. / .lora_B.)")
+    expected = set(adapter_state(peft_model.state_dict()))
+    missing, unexpected = sorted(expected - set(adapter)), sorted(set(adapter) - expected)
+    if missing or unexpected:
+        raise ValueError(
+            f"adapter does not fit the model: missing {missing[:3]}, unexpected {unexpected[:3]}"
+        )
+    peft_model.load_state_dict(adapter, strict=False)
+
+
+def merge(peft_model) -> torch.nn.Module:
+    """W <- W + (alpha / r) B A in every target; returns the plain base model."""
+    return peft_model.merge_and_unload()
+
+
+def save_adapter(peft_model, out_dir: Path, base_path: str) -> None:
+    """peft's adapter folder (adapter_config.json + adapter_model.safetensors), naming its base.
+
+    Written with peft's state-dict helpers rather than `save_pretrained`, which consults
+    the Hub about the base model; nothing here touches the network.
+    """
+    from peft import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = peft_model.peft_config["default"]
+    config.base_model_name_or_path = str(base_path)
+    config.save_pretrained(str(out_dir))
+    state = get_peft_model_state_dict(peft_model, save_embedding_layers=False)
+    state = {k: v.detach().float().contiguous().cpu() for k, v in state.items()}
+    save_file(state, str(out_dir / ADAPTER_WEIGHTS), metadata={"format": "pt"})
+
+
+def load_adapter(base_model: torch.nn.Module, adapter_dir: str | Path):
+    """A base model with a saved adapter attached (not merged)."""
+    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    adapter_dir = Path(adapter_dir)
+    config = LoraConfig.from_pretrained(str(adapter_dir))
+    config.base_model_name_or_path = None  # the base is already loaded; peft would warn of a rename
+    peft_model = get_peft_model(base_model, config)
+    result = set_peft_model_state_dict(peft_model, load_file(str(adapter_dir / ADAPTER_WEIGHTS)))
+    if result.unexpected_keys:
+        raise ValueError(f"{adapter_dir}: adapter tensors the model lacks: {result.unexpected_keys[:3]}")
+    missing = [k for k in result.missing_keys if ".lora_" in k]
+    if missing:
+        raise ValueError(f"{adapter_dir}: adapter lacks tensors {missing[:3]}")
+    return peft_model

@@ -1,0 +1,406 @@
+"""One SFT stage through DeepSpeed: data -> model (full or LoRA) -> train -> export -> eval.
+
+The loop, checkpoints, resume and metrics are the pretraining trainer's: a stage is a
+run whose samples are instruction rows (epochs over them, reshuffled per epoch) and
+whose schedule is the recipe's. The stage folder gets, in this order:
+
+    config.yaml, metrics.jsonl, events.jsonl, loss.png, checkpoints/   while training
+    config.json + model.safetensors + tokenizer files                  the model (HF format)
+    adapter/ (LoRA)                                                    peft adapter + its base
+    eval.json, eval.md, sft.json                                       held-out results, template
+    COMPLETE                                                           written last
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import json
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bloomberg_style.config import (
+    ConfigError,
+    DomainSection,
+    LoggingSection,
+    OptimSection,
+    RunConfig,
+    TrainSection,
+)
+from bloomberg_style.training.distributed import DistInfo, barrier, broadcast_object
+from bloomberg_style.training.trainer import Trainer
+
+from .collate import EncodeStats, EpochDataset, build_rows, pad_rows
+from .formats import Example, load_examples
+from .recipe import Recipe, StageSpec, stage_steps
+from .templates import Template
+
+COMPLETE = "COMPLETE"
+VALID_NAME = "heldout"
+
+
+@dataclass
+class StageRunConfig(RunConfig):
+    """The pretraining run config the trainer reads, plus the stage it was made from."""
+
+    sft: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StageData:
+    train_rows: list[dict]
+    valid_rows: list[dict]
+    valid_examples: list[Example]
+    train_stats: EncodeStats
+    valid_stats: EncodeStats
+    train_records: int
+    malformed: int
+    formats: dict[str, str]
+
+
+@dataclass
+class StageResult:
+    stage: str
+    out_dir: Path
+    complete: bool
+    step: int = 0
+    report: dict[str, Any] = field(default_factory=dict)
+    exit_code: int = 0  # non-zero when the trainer was stopped (e.g. pre-empted: requeue)
+
+
+class SFTTrainer(Trainer):
+    """Rows have different lengths: pad each micro-batch to its longest row."""
+
+    def __init__(self, *args, pad_id: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pad_id = pad_id
+
+    def _collate(self, dataset, indices: list[int]) -> dict[str, torch.Tensor]:
+        batch = pad_rows([dataset[i] for i in indices], pad_id=self.pad_id)
+        return {k: v.to(self.dist.device) for k, v in batch.items()}
+
+
+# ---- data ------------------------------------------------------------------------------
+
+
+def prepare_stage_data(stage: StageSpec, template: Template, tok, where: str) -> StageData:
+    d = stage.data
+    examples, report = load_examples(d.train, d.format, d.fields, d.bad_records, where=f"{where}.data.train")
+    if d.limit:
+        examples = examples[: d.limit]
+    rng = random.Random(stage.seed)
+    if d.valid:
+        valid, vreport = load_examples(
+            d.valid, d.format, d.fields, d.bad_records, where=f"{where}.data.valid"
+        )
+        report.malformed += vreport.malformed
+        valid = valid[: d.max_valid_records]
+        train = examples
+    else:
+        if len(examples) < 2:
+            raise ConfigError(
+                f"{where}.data: {len(examples)} record(s) cannot be split into train and held-out"
+            )
+        order = list(range(len(examples)))
+        rng.shuffle(order)
+        n_valid = min(d.max_valid_records, max(1, round(d.valid_fraction * len(examples))), len(examples) - 1)
+        valid = [examples[i] for i in sorted(order[:n_valid])]
+        train = [examples[i] for i in sorted(order[n_valid:])]
+    rng.shuffle(train)  # packing groups random neighbours; epochs reshuffle rows again
+    train_rows, train_stats = build_rows(train, template, tok, d.max_length, d.too_long, d.packing)
+    valid_rows, valid_stats = build_rows(valid, template, tok, d.max_length, d.too_long, packing=False)
+    if not train_rows:
+        raise ConfigError(
+            f"{where}.data: no training rows left: all {train_stats.examples} records were dropped "
+            f"(longest {train_stats.max_example_tokens} tokens, data.max_length={d.max_length}, "
+            f"too_long={d.too_long})"
+        )
+    if not valid_rows:
+        raise ConfigError(f"{where}.data: every held-out record was dropped; raise data.max_length")
+    return StageData(
+        train_rows, valid_rows, valid, train_stats, valid_stats, len(train), report.malformed, report.formats
+    )
+
+
+# ---- run config --------------------------------------------------------------------------
+
+
+def stage_run_config(recipe: Recipe, stage: StageSpec, steps: int) -> StageRunConfig:
+    out = recipe.stage_dir(stage)
+    stage_dict = dataclasses.asdict(stage)
+    for key in ("exit_at_step", "torch_threads"):  # steer one invocation, not the result
+        stage_dict.pop(key)
+    cfg = StageRunConfig(
+        name=out.name,
+        output_dir=str(out.parent),
+        optim=OptimSection(
+            lr=stage.lr,
+            min_lr=stage.min_lr,
+            warmup_steps=0,  # the SFT schedule counts warm-up itself
+            betas=(stage.betas[0], stage.betas[1]),
+            weight_decay=stage.weight_decay,
+            grad_clip=stage.grad_clip,
+        ),
+        train=TrainSection(
+            steps=steps,
+            micro_batch_size=stage.micro_batch_size,
+            global_batch_size=stage.global_batch_size,
+            precision=stage.precision,
+            zero_stage=stage.zero_stage,
+            activation_checkpointing=stage.activation_checkpointing,
+            seed=stage.seed,
+            log_interval=stage.log_interval,
+            eval_interval=stage.eval_interval or steps,
+            eval_samples=stage.eval_samples,
+            save_interval=stage.save_interval,
+            keep_last=stage.keep_last,
+            torch_threads=stage.torch_threads,
+            exit_at_step=stage.exit_at_step,
+        ),
+        logging=LoggingSection(**dataclasses.asdict(recipe.logging)),
+        sft={"recipe": recipe.name, "stage": stage_dict},
+    )
+    cfg.data.seq_len = stage.data.max_length
+    # One validation "domain": the held-out records (the trainer's best-checkpoint metric reads it).
+    cfg.data.domains = [DomainSection(name=VALID_NAME, prefix="(sft held-out records)", weight=1.0)]
+    return cfg
+
+
+# ---- one stage ---------------------------------------------------------------------------
+
+
+def run_stage(recipe: Recipe, stage: StageSpec, base: str, dist: DistInfo, log=print) -> StageResult:
+    """Train, export and evaluate one stage, starting from the model at `base`."""
+    import deepspeed
+
+    from bloomberg_style.model import param_groups
+    from bloomberg_style.training.deepspeed_config import build_deepspeed_config
+    from bloomberg_style.training.metrics import MetricsLogger
+
+    from .lora import apply_lora, describe_trainable, trainable_parameters
+    from .model_io import copy_tokenizer, load_model, load_tokenizer, tokenizer_dir
+    from .schedule import SFTSchedule
+
+    index = recipe.stages.index(stage)
+    where = f"{recipe.source or 'recipe'}: stages[{index}] ({stage.name})"
+    out = recipe.stage_dir(stage)
+    template = recipe.template_for(stage)
+    tok_dir = Path(recipe.tokenizer) if recipe.tokenizer else tokenizer_dir(base)
+    tok = load_tokenizer(tok_dir)
+
+    data = prepare_stage_data(stage, template, tok, where)
+    steps = stage_steps(stage, len(data.train_rows))
+    cfg = stage_run_config(recipe, stage, steps)
+    cfg.train.grad_accumulation(dist.world_size)  # batch arithmetic checked before the model loads
+
+    if dist.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
+        copy_tokenizer(tok_dir, out)
+    barrier()
+
+    torch.manual_seed(stage.seed)
+    np.random.seed(stage.seed)
+    random.seed(stage.seed)
+    model = load_model(base)
+    if tok.vocab_size > model.config.vocab_size:
+        raise ConfigError(
+            f"{where}: tokenizer {tok_dir} has {tok.vocab_size} tokens, the model at {base} only "
+            f"{model.config.vocab_size} rows"
+        )
+    model_config = model.config.to_dict()
+    model.set_activation_checkpointing(stage.activation_checkpointing)
+    if stage.method == "lora":
+        model = apply_lora(model, stage.lora)
+    model.train()
+    trainable, total = trainable_parameters(model)
+    if dist.is_main:
+        log(f"stage {stage.name}: {stage.method} fine-tuning from {base}; {describe_trainable(model)}")
+        log(
+            f"  data: {data.train_records} training records -> {len(data.train_rows)} rows "
+            f"(truncated {data.train_stats.truncated}, dropped {data.train_stats.dropped_too_long} too long "
+            f"+ {data.train_stats.dropped_no_target} without reply tokens, malformed skipped "
+            f"{data.malformed}); {len(data.valid_rows)} held-out; {steps} steps of "
+            f"{dist.world_size} rank(s) x {stage.micro_batch_size} x {cfg.train.grad_accumulation(dist.world_size)} "
+            f"accumulation = {stage.global_batch_size} rows; ZeRO {stage.zero_stage}, {stage.precision}"
+        )
+
+    ds_config = build_deepspeed_config(cfg, dist.world_size, dist.accelerator)
+    engine, _, _, _ = deepspeed.initialize(
+        model=model, model_parameters=param_groups(model, stage.weight_decay), config=ds_config
+    )
+    schedule = SFTSchedule.from_ratio(stage.schedule, stage.lr, stage.min_lr, stage.warmup_ratio, steps)
+    trainer = SFTTrainer(
+        cfg,
+        dist,
+        engine,
+        EpochDataset(data.train_rows, length=steps * stage.global_batch_size, seed=stage.seed),
+        {VALID_NAME: EpochDataset(data.valid_rows, shuffle=False)},
+        schedule,
+        total,
+        model_config,
+        pad_id=tok.eod_id,
+    )
+    trainer.resume()
+    metrics = trainer.metrics = MetricsLogger(
+        cfg, cfg.run_dir, enabled=dist.is_main, resume_step=trainer.state.step
+    )
+    try:
+        summary = trainer.fit()
+    finally:
+        metrics.close()
+    step, exit_code = trainer.state.step, int(summary.get("exit_code", 0))
+    _release(engine)
+    del model, trainer
+    gc.collect()
+    if step < steps:
+        if dist.is_main:
+            log(f"stage {stage.name} stopped at step {step} of {steps}; run again to resume")
+        return StageResult(stage.name, out, complete=False, step=step, exit_code=exit_code)
+
+    error, report = None, {}
+    if dist.is_main:
+        try:
+            report = finish_stage(
+                recipe, stage, base, out, tok, tok_dir, template, data, steps, trainable, log
+            )
+        except Exception as exc:  # every rank must hear of it, or they wait at the barrier
+            error = f"{type(exc).__name__}: {exc}"
+    error = broadcast_object(error)
+    if error:
+        raise RuntimeError(f"stage {stage.name}: exporting or evaluating failed: {error}")
+    barrier()
+    return StageResult(stage.name, out, complete=True, step=step, report=report)
+
+
+def _release(engine) -> None:
+    destroy = getattr(engine, "destroy", None)
+    if callable(destroy):
+        destroy()
+
+
+# ---- export and evaluation (rank 0) --------------------------------------------------------
+
+
+def export_stage_model(stage: StageSpec, base: str, out: Path, tok_dir: Path, eos_id: int) -> Path:
+    """Write the stage's model from its final checkpoint (FP32 master weights).
+
+    Full: the trained weights. LoRA: the adapter tensors onto a fresh FP32 base; saved as
+    a peft adapter (adapter/) and, with merge, as a merged HF model in `out`.
+    """
+    from bloomberg_style.export.checkpoint import load_checkpoint_model, load_checkpoint_state_dict
+    from bloomberg_style.training.checkpoint import find_resume_checkpoint
+
+    from .lora import adapter_state, apply_lora, load_adapter_state, merge, save_adapter
+    from .model_io import copy_tokenizer, load_model, save_model
+
+    step_dir = find_resume_checkpoint(out / "checkpoints", log=lambda *_: None)
+    if step_dir is None:
+        raise FileNotFoundError(f"no complete checkpoint in {out / 'checkpoints'} to export")
+    if stage.method == "full":
+        return save_model(load_checkpoint_model(step_dir), out, tok_dir, eos_id)
+    _, weights = load_checkpoint_state_dict(step_dir)
+    base_abs = str(Path(base).resolve())
+    peft_model = apply_lora(load_model(base), stage.lora)
+    load_adapter_state(peft_model, adapter_state(weights))
+    save_adapter(peft_model, out / "adapter", base_abs)
+    if stage.lora.merge:
+        return save_model(merge(peft_model), out, tok_dir, eos_id)
+    save_adapter(peft_model, out, base_abs)
+    copy_tokenizer(tok_dir, out)
+    return out
+
+
+def finish_stage(
+    recipe: Recipe,
+    stage: StageSpec,
+    base: str,
+    out: Path,
+    tok,
+    tok_dir: Path,
+    template: Template,
+    data: StageData,
+    steps: int,
+    trainable: int,
+    log=print,
+) -> dict[str, Any]:
+    from bloomberg_style.training.pretrain import validation_summary
+
+    from .evaluate import generate_answers, heldout_loss, score_answers, write_report
+    from .generate import SamplingConfig
+    from .model_io import load_model
+
+    t0 = time.perf_counter()
+    export_stage_model(stage, base, out, tok_dir, tok.eod_id)
+    e = stage.eval
+    sampling = SamplingConfig(
+        temperature=e.temperature,
+        top_k=e.top_k,
+        top_p=e.top_p,
+        max_new_tokens=e.max_new_tokens,
+        seed=stage.seed,
+    )
+    examples = data.valid_examples[: e.max_records]
+    losses = validation_summary(out)
+    report: dict[str, Any] = {
+        "recipe": recipe.name,
+        "stage": stage.name,
+        "method": stage.method,
+        "base": base,
+        "template": template.name,
+        "steps": steps,
+        "trainable_parameters": trainable,
+        "train_records": data.train_records,
+        "heldout_records": len(data.valid_examples),
+        "malformed_skipped": data.malformed,
+        "formats": data.formats,
+        "train_rows": data.train_stats.as_dict(),
+        "heldout_rows": data.valid_stats.as_dict(),
+        "before": {"loss": losses.get("valid_first", {}).get(VALID_NAME)},
+        "after": {"loss": losses.get("valid_final", {}).get(VALID_NAME)},
+    }
+    after_model = load_model(out)
+    # The exported FP32 model's own held-out loss (equals the trainer's at fp32; bf16 runs differ slightly).
+    report["after"]["loss_exported_fp32"] = heldout_loss(after_model, data.valid_rows, tok.eod_id)
+    samples: list[dict[str, str]] = []
+    if examples:
+        answers = generate_answers(after_model, tok, template, examples, sampling)
+        report["after"].update(score_answers(answers, e.bertscore_model, e.bertscore_layer))
+        samples = answers[: e.samples]
+        if e.compare_base:
+            before_model = load_model(base)
+            before = generate_answers(before_model, tok, template, examples[: len(answers)], sampling)
+            report["before"].update(score_answers(before, e.bertscore_model, e.bertscore_layer))
+            for s, b in zip(samples, before):
+                s["generated_before"] = b["generated"]
+    report["samples"] = samples
+    report["eval_seconds"] = round(time.perf_counter() - t0, 1)
+    write_report(out, report)
+    (out / "sft.json").write_text(
+        json.dumps(
+            {"recipe": recipe.name, "stage": stage.name, "base": base, "template": template.to_dict()},
+            indent=1,
+            ensure_ascii=False,
+        ),
+        encoding="utf-8",
+    )
+    if not stage.keep_checkpoints:
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    (out / COMPLETE).write_text(time.strftime("%Y-%m-%dT%H:%M:%S") + "\n", encoding="utf-8")
+    b, a = report["before"], report["after"]
+    log(
+        f"stage {stage.name} complete: held-out loss {_f(b.get('loss'))} -> {_f(a.get('loss'))}, "
+        f"token F1 {_f(b.get('f1'))} -> {_f(a.get('f1'))}; model in {out}"
+    )
+    return report
+
+
+def _f(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else "-"
