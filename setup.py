@@ -30,12 +30,13 @@ setup(
         "matplotlib>=3.8,<4",
         "safetensors>=0.4,<1",
         "pyarrow>=14",
+        "peft>=0.10,<1",  # LoRA stages
+        "transformers>=4.44,<6",  # the Hugging Face bridge, tokenizer export, lm-eval
     ],
     extras_require={
         "dev": [
             "pytest>=8,<10",
             "hypothesis>=6.100,<7",
-            "transformers>=4.44,<6",
             "ruff>=0.6",
         ],
     },
