@@ -187,17 +187,22 @@ def _launch(cfg: Path, ranks: int, env: dict | None = None) -> subprocess.Popen:
                             stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
 
 
-def _kill_when(proc: subprocess.Popen, run: Path, step: int, timeout: float = 240) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline and max(losses(run), default=0) < step and proc.poll() is None:
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both ranks, like a node dying
-    proc.wait()
+def _run_until_killed(cfg: Path, env: dict, timeout: float = 300) -> None:
+    """Run on 2 ranks until the injected SIGKILL takes the ranks down (the job must not finish)."""
+    proc = _launch(cfg, 2, env=env)
+    try:
+        proc.wait(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    # The ranks died by SIGKILL; the launcher above them then fails (or dies with them).
+    assert proc.returncode != 0, "the job finished although a SIGKILL was injected"
 
 
 @pytest.mark.parametrize("zero_stage", [2, 3])
 def test_kill9_at_any_point_resumes_exactly(tmp_path, small_data, zero_stage):
-    """2 ranks; SIGKILL twice mid-step and once mid-checkpoint; the loss sequence matches."""
+    """2 ranks; SIGKILL of the whole job twice between steps and once mid-checkpoint; same losses."""
     common = {"steps": 12, "save_interval": 3, "eval_interval": 100, "zero_stage": zero_stage,
               "batch_ramp": [[0, 4], [5, 8]]}  # fmt: skip
     straight = tiny_run_config(tmp_path, small_data, name="straight", train=common)
@@ -205,13 +210,14 @@ def test_kill9_at_any_point_resumes_exactly(tmp_path, small_data, zero_stage):
     killed = tiny_run_config(tmp_path, small_data, name="killed", train=common)
     run = tmp_path / "runs" / "killed"
 
-    _kill_when(_launch(killed, 2), run, step=4)  # between checkpoints 3 and 6
-    # Dies after writing checkpoint 6's shards, before publishing it: latest stays at 3.
-    proc = _launch(killed, 2, env={"BLOOMBERG_STYLE_INJECT": "kill_in_save@6"})
-    proc.wait(timeout=240)
-    os.killpg(proc.pid, signal.SIGKILL) if proc.poll() is None else None
+    # SIGKILL of the whole job (launcher and both ranks) right after step 4: between checkpoints 3 and 6.
+    _run_until_killed(killed, {"BLOOMBERG_STYLE_INJECT": "kill@4"})
     assert (run / "checkpoints" / "latest").read_text().strip() == "step_00000003"
-    _kill_when(_launch(killed, 2), run, step=8)
+    # Dies after writing checkpoint 6's shards, before publishing it: latest stays at 3.
+    _run_until_killed(killed, {"BLOOMBERG_STYLE_INJECT": "kill_in_save@6"})
+    assert (run / "checkpoints" / "latest").read_text().strip() == "step_00000003"
+    _run_until_killed(killed, {"BLOOMBERG_STYLE_INJECT": "kill@8"})
+    assert (run / "checkpoints" / "latest").read_text().strip() == "step_00000006"
     run_launcher(["--config", str(killed)], ranks=2)
 
     a, b = losses(tmp_path / "runs" / "straight"), losses(run)

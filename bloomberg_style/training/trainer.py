@@ -31,7 +31,7 @@ from bloomberg_style.training.plot import plot_losses
 from bloomberg_style.training.preemption import REQUEUE_EXIT_CODE, REQUEUE_FILE, StopRequest
 from bloomberg_style.training.schedule import WarmupCosineSchedule
 
-# Fault injection for tests and fire drills: "nan@5,spike@9,kill_in_save@8" (steps are 1-based).
+# Fault injection for tests and fire drills: "nan@5,spike@9,kill@4,kill_in_save@8" (1-based steps).
 FAULTS_ENV = "BLOOMBERG_STYLE_INJECT"
 
 
@@ -99,7 +99,9 @@ class Trainer:
         self.hw_flops_per_token = flops_per_token(
             shape, num_parameters, self.seq_len, recompute=cfg.train.activation_checkpointing
         )
-        self.peak_tflops = cfg.train.peak_tflops or (detect_peak_tflops() if dist.accelerator == "cuda" else None)
+        self.peak_tflops = cfg.train.peak_tflops or (
+            detect_peak_tflops() if dist.accelerator == "cuda" else None
+        )
         self.last_valid: dict[str, float] = {}
         self.stop_request = StopRequest(self.run_dir)
         self.injected = _parse_faults(os.environ.get(FAULTS_ENV, ""))
@@ -417,6 +419,7 @@ class Trainer:
             self._check_stop_request()
             stats = self.train_step()
             step = self.state.step
+            _maybe_die_after_step(self.injected, step)
             window_tokens += stats["global_batch"] * self.seq_len
             bar.update(1)
             bar.set_postfix(loss=f"{stats['loss']:.3f}", lr=f"{stats['lr']:.2e}")
@@ -426,8 +429,12 @@ class Trainer:
                 )
             if step % t.log_interval == 0 or step == end:
                 elapsed = time.perf_counter() - window_start
-                tflops = achieved_tflops(self.hw_flops_per_token, window_tokens, elapsed, self.dist.world_size)
-                model_tflops = achieved_tflops(self.flops_per_token, window_tokens, elapsed, self.dist.world_size)
+                tflops = achieved_tflops(
+                    self.hw_flops_per_token, window_tokens, elapsed, self.dist.world_size
+                )
+                model_tflops = achieved_tflops(
+                    self.flops_per_token, window_tokens, elapsed, self.dist.world_size
+                )
                 extra = {"mfu": model_tflops / self.peak_tflops} if self.peak_tflops else {}
                 extra.update(self.engine_settings())
                 self.metrics.log(step, {**{k: v for k, v in stats.items() if k != "applied"},
@@ -535,15 +542,21 @@ def _parse_faults(spec: str) -> dict[int, str]:
     faults = {}
     for item in filter(None, (s.strip() for s in spec.split(","))):
         kind, _, step = item.partition("@")
-        if kind not in ("nan", "spike", "kill_in_save") or not step.isdigit():
+        if kind not in ("nan", "spike", "kill", "kill_in_save") or not step.isdigit():
             raise ValueError(
-                f"{FAULTS_ENV}: cannot read {item!r}; expected nan@STEP, spike@STEP or kill_in_save@STEP"
+                f"{FAULTS_ENV}: cannot read {item!r}; expected nan@, spike@, kill@ or kill_in_save@STEP"
             )
         faults[int(step)] = kind
     return faults
 
 
+def _maybe_die_after_step(faults: dict[int, str], step: int) -> None:
+    """Fire drill: every rank SIGKILLs itself right after optimizer step `step` (the job dying)."""
+    if faults.get(step) == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def _maybe_die_in_save(faults: dict[int, str], step: int) -> None:
-    """Fire drill: SIGKILL this process as if the node died while the checkpoint was written."""
+    """Fire drill: every rank SIGKILLs itself while the checkpoint is being written."""
     if faults.get(step) == "kill_in_save":
         os.kill(os.getpid(), signal.SIGKILL)
