@@ -77,7 +77,9 @@ def run_script(
     if ranks == 1:
         cmd = [sys.executable, path, *args]
     else:
-        port = str(29700 + os.getpid() % 1000)
+        from bloomberg_style.training.distributed import free_port
+
+        port = str(free_port())  # a fresh port: a killed run's socket may linger on a fixed one
         cmd = [
             sys.executable,
             "-m",
