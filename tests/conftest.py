@@ -74,28 +74,34 @@ def tiny_run_config(tmp_path: Path, data: dict, name: str = "t", **sections) -> 
     return path
 
 
-def run_launcher(args: list[str], ranks: int = 1, timeout: int = 300, env: dict | None = None):
-    """Run launch/pretrain.py as users do: plain python, or the deepspeed launcher with N ranks."""
-    script = str(REPO / "launch" / "pretrain.py")
-    full_env = {**os.environ, "DS_ACCELERATOR": "cpu", "PYTHONPATH": str(REPO), **(env or {})}
+def launch_command(script: str, args: list[str], ranks: int = 1) -> list[str]:
+    """launch/<script> as users run it: plain python, or the deepspeed launcher with N ranks."""
+    path = str(REPO / "launch" / script)
     if ranks == 1:
-        cmd = [sys.executable, script, *args]
-    else:
-        from bloomberg_style.training.distributed import free_port
+        return [sys.executable, path, *args]
+    from bloomberg_style.training.distributed import free_port
 
-        port = str(free_port())  # a fresh port per launch: a killed run's socket may linger
-        cmd = [
-            sys.executable,
-            "-m",
-            "deepspeed.launcher.runner",
-            "--num_gpus",
-            str(ranks),
-            "--master_port",
-            port,
-            script,
-            *args,
-        ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=str(REPO))
+    port = str(free_port())  # a fresh port per launch: a killed run's socket may linger
+    return [sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", str(ranks),
+            "--master_port", port, path, *args]  # fmt: skip
+
+
+def launch_env(env: dict | None = None) -> dict:
+    return {**os.environ, "DS_ACCELERATOR": "cpu", "PYTHONPATH": str(REPO), **(env or {})}
+
+
+def run_script(script: str, args: list[str], ranks: int = 1, timeout: int = 300, env: dict | None = None):
+    """Run a launch script to completion and return the CompletedProcess (not checked)."""
+    cmd = launch_command(script, args, ranks)
+    return subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, env=launch_env(env), cwd=str(REPO)
+    )
+
+
+def run_launcher(args: list[str], ranks: int = 1, timeout: int = 300, env: dict | None = None):
+    """Run launch/pretrain.py as users do; fail with its output if it fails."""
+    proc = run_script("pretrain.py", args, ranks, timeout, env)
+    cmd = proc.args
     if proc.returncode != 0:
         raise AssertionError(
             f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"

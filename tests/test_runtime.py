@@ -15,10 +15,9 @@ import pytest
 
 from bloomberg_style.config import RunConfig
 from bloomberg_style.training import checkpoint as ckpt
-from bloomberg_style.training.distributed import free_port
 from bloomberg_style.training.metrics import read_jsonl
 from bloomberg_style.training.preemption import REQUEUE_EXIT_CODE
-from tests.conftest import REPO, run_launcher, tiny_run_config
+from tests.conftest import REPO, launch_command, launch_env, run_launcher, tiny_run_config
 
 PAPER = REPO / "configs" / "pretrain" / "bloomberggpt-50b.yaml"
 
@@ -180,11 +179,9 @@ def test_sigterm_checkpoints_and_exits_for_requeue(tmp_path, small_data):
 
 # ---- kill -9 -------------------------------------------------------------------------
 def _launch(cfg: Path, ranks: int, env: dict | None = None) -> subprocess.Popen:
-    full_env = {**os.environ, "DS_ACCELERATOR": "cpu", "PYTHONPATH": str(REPO), **(env or {})}
-    cmd = [sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", str(ranks),
-           "--master_port", str(free_port()), str(REPO / "launch" / "pretrain.py"), "--config", str(cfg)]  # fmt: skip
-    return subprocess.Popen(cmd, env=full_env, cwd=str(REPO), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    return subprocess.Popen(launch_command("pretrain.py", ["--config", str(cfg)], ranks), env=launch_env(env),
+                            cwd=str(REPO), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # fmt: skip
 
 
 def _run_until_killed(cfg: Path, env: dict, timeout: float = 300) -> None:

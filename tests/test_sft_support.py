@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests._fixtures import demo_tokenizer, demo_tokenizer_dir  # noqa: F401 (pytest fixtures)
+from tests.conftest import run_script  # noqa: F401 (re-exported to the SFT tests)
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(vocab_size=512, hidden_size=64, num_layers=2, num_heads=4, max_seq_len=256)
@@ -66,31 +65,6 @@ def tiny_defaults(**changes) -> dict:
         "eval": {"max_records": 3, "max_new_tokens": 8},
     }
     return {**base, **changes}
-
-
-def run_script(
-    script: str, args: list[str], ranks: int = 1, timeout: int = 300
-) -> subprocess.CompletedProcess:
-    """launch/<script> as users run it: plain python, or the deepspeed launcher with N ranks."""
-    env = {**os.environ, "DS_ACCELERATOR": "cpu", "PYTHONPATH": str(REPO), "WANDB_SILENT": "true"}
-    path = str(REPO / "launch" / script)
-    if ranks == 1:
-        cmd = [sys.executable, path, *args]
-    else:
-        from bloomberg_style.training.distributed import free_port
-
-        port = str(free_port())  # a fresh port: a killed run's socket may linger on a fixed one
-        cmd = [
-            sys.executable,
-            "-m",
-            "deepspeed.launcher.runner",
-            "--num_gpus",
-            str(ranks),
-            "--master_port",
-            port,
-        ]
-        cmd += [path, *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=str(REPO))
 
 
 def check(proc: subprocess.CompletedProcess) -> str:
