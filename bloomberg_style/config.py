@@ -12,16 +12,15 @@ import dataclasses
 import hashlib
 import importlib.util
 import json
-import types
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any
 
 import yaml
 
+from bloomberg_style.configlib import ConfigError, apply_override, from_dict, load_config, to_plain
 
-class ConfigError(ValueError):
-    """A config file, field or value that cannot be used; the message names it."""
+__all__ = ["ConfigError", "RunConfig", "apply_override"]
 
 
 @dataclass
@@ -369,7 +368,7 @@ class RunConfig:
 
     # ---- YAML in and out ------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return _to_plain(dataclasses.asdict(self))
+        return to_plain(dataclasses.asdict(self))
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -386,116 +385,9 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "config") -> RunConfig:
-        return _from_dict(cls, data, where)
+        return from_dict(cls, data, where)
 
     @classmethod
     def load(cls, path: str | Path, overrides: list[str] | None = None) -> RunConfig:
         """Read a run YAML, apply `key=value` overrides, validate."""
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping of sections")
-        for item in overrides or []:
-            apply_override(data, item)
-        return cls.from_dict(data, where=str(path)).validate()
-
-
-def apply_override(data: dict[str, Any], item: str) -> None:
-    """Apply one `section.key=value` override (value parsed as YAML) to a nested dict."""
-    if "=" not in item:
-        raise ConfigError(f"--set {item!r}: expected section.key=value")
-    dotted, raw = item.split("=", 1)
-    keys = dotted.strip().split(".")
-    node = data
-    for key in keys[:-1]:
-        if isinstance(node, list):
-            node = node[_list_index(node, key, dotted)]
-            continue
-        node = node.setdefault(key, {})
-        if not isinstance(node, (dict, list)):
-            raise ConfigError(f"--set {dotted}: {key!r} is not a section")
-    value = yaml.safe_load(raw)
-    if isinstance(node, list):
-        node[_list_index(node, keys[-1], dotted)] = value
-    else:
-        node[keys[-1]] = value
-
-
-def _list_index(node: list, key: str, dotted: str) -> int:
-    if not key.isdigit() or int(key) >= len(node):
-        raise ConfigError(f"--set {dotted}: {key!r} is not an index of a list of {len(node)}")
-    return int(key)
-
-
-def _to_plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _to_plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_to_plain(v) for v in value]
-    return value
-
-
-def _from_dict(cls: type, data: Any, where: str) -> Any:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
-    hints = get_type_hints(cls)
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys: {sorted(known)}")
-    kwargs = {}
-    for name, value in data.items():
-        kwargs[name] = _coerce(hints[name], value, f"{where}.{name}")
-    return cls(**kwargs)
-
-
-def _coerce(hint: Any, value: Any, where: str) -> Any:
-    if isinstance(hint, types.UnionType):  # `X | None`
-        if value is None and type(None) in hint.__args__:
-            return None
-        (hint,) = [a for a in hint.__args__ if a is not type(None)]
-    origin = getattr(hint, "__origin__", None)
-    if dataclasses.is_dataclass(hint):
-        return _from_dict(hint, value, where)
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        (item,) = hint.__args__
-        return [_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        return tuple(_coerce(t, v, where) for t, v in zip(hint.__args__, value))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        return dict(value)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, str):  # PyYAML reads 6e-5 (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                raise ConfigError(f"{where}: expected a number, got {value!r}") from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return value
-    return value
+        return load_config(cls, path, overrides)

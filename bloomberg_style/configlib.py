@@ -1,0 +1,249 @@
+"""The one config engine: YAML with line numbers, typed coercion, `--set`, flags from dataclasses.
+
+Every config kind (run YAML, SFT recipe, model overrides, scaling-law inputs, tokenizer
+options, evaluation options) is a dataclass read through `load_yaml` + `from_dict`, so a
+bad key or value is one `ConfigError` that names the file, the line and the dotted key.
+Command-line flags are derived from the same dataclasses with `add_flags` / `from_flags`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import re
+import types
+from dataclasses import fields
+from importlib import resources
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file, field or value that cannot be used; the message names it."""
+
+
+def packaged(relative: str) -> Path:
+    """A file shipped inside the package (demo configs, recipes, task files): `pretrain/demo.yaml`."""
+    return Path(str(resources.files("bloomberg_style") / "configs" / relative))
+
+
+# ---- YAML with the line of every key ---------------------------------------------------
+def _lines(node: yaml.Node, prefix: str, out: dict[str, int]) -> None:
+    out.setdefault(prefix, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            dotted = f"{prefix}.{key.value}" if prefix else str(key.value)
+            out[dotted] = key.start_mark.line + 1
+            _lines(value, dotted, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, value in enumerate(node.value):
+            _lines(value, f"{prefix}.{i}" if prefix else str(i), out)
+
+
+def load_yaml(path: str | Path, what: str = "config") -> tuple[dict[str, Any], dict[str, int]]:
+    """Read a YAML mapping; return it and {dotted key: line} for error messages."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text) or {}
+        node = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    lines: dict[str, int] = {}
+    if node is not None:
+        _lines(node, "", lines)
+    return data, lines
+
+
+_KEY = re.compile(r"^(?:--set )?([A-Za-z_][\w]*(?:(?:\.[\w*]+)|(?:\[\d+\]))*)")
+
+
+def locate(exc: ConfigError, path: str | Path, lines: dict[str, int], overridden: set[str]) -> ConfigError:
+    """Prefix `file:line:` to an error whose message starts with a dotted key found in the file."""
+    message = str(exc)
+    body = message[len(str(path)) + 1 :] if message.startswith(f"{path}.") else message
+    match = _KEY.match(body)
+    if not match:
+        return exc
+    key = match.group(1).replace("[", ".").replace("]", "")
+    unknown = re.search(r"unknown key\(s\) \['([^']+)'", body)
+    if unknown:
+        key = f"{key}.{unknown.group(1)}"
+    hits = sorted(o for o in overridden if o == key or o.startswith(key + ".") or key.startswith(o + "."))
+    if hits:
+        return ConfigError(f"{message} (from --set {', '.join(hits)})")
+    while key and key not in lines:
+        key = key.rpartition(".")[0]
+    if not key:
+        return exc
+    return ConfigError(f"{path}:{lines[key]}: {body}")
+
+
+def load_config(cls: type, path: str | Path, overrides: list[str] | None = None, what: str = "config"):
+    """Read `path` into dataclass `cls`, apply `key=value` overrides, validate; errors carry file:line."""
+    data, lines = load_yaml(path, what)
+    overridden = set()
+    for item in overrides or []:
+        apply_override(data, item)
+        overridden.add(item.split("=", 1)[0].strip())
+    try:
+        obj = from_dict(cls, data, where=str(path))
+        validate = getattr(obj, "validate", None)
+        return validate() or obj if validate else obj
+    except ConfigError as exc:
+        raise locate(exc, path, lines, overridden) from None
+
+
+# ---- `--set section.key=value` ---------------------------------------------------------
+def apply_override(data: dict[str, Any], item: str) -> None:
+    """Apply one `section.key=value` override (value parsed as YAML) to a nested dict."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected section.key=value")
+    dotted, raw = item.split("=", 1)
+    keys = dotted.strip().split(".")
+    node = data
+    for key in keys[:-1]:
+        if isinstance(node, list):
+            node = node[_list_index(node, key, dotted)]
+            continue
+        node = node.setdefault(key, {})
+        if not isinstance(node, (dict, list)):
+            raise ConfigError(f"--set {dotted}: {key!r} is not a section")
+    value = yaml.safe_load(raw)
+    if isinstance(node, list):
+        node[_list_index(node, keys[-1], dotted)] = value
+    else:
+        node[keys[-1]] = value
+
+
+def _list_index(node: list, key: str, dotted: str) -> int:
+    if not key.isdigit() or int(key) >= len(node):
+        raise ConfigError(f"--set {dotted}: {key!r} is not an index of a list of {len(node)}")
+    return int(key)
+
+
+# ---- typed coercion --------------------------------------------------------------------
+def to_plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return to_plain(dataclasses.asdict(value))
+    if isinstance(value, dict):
+        return {k: to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v) for v in value]
+    return value
+
+
+def from_dict(cls: type, data: Any, where: str) -> Any:
+    """Build dataclass `cls` from a mapping; unknown keys and mistyped values name `where.key`."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    hints = get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys: {sorted(known)}")
+    return cls(**{name: coerce(hints[name], value, f"{where}.{name}") for name, value in data.items()})
+
+
+def coerce(hint: Any, value: Any, where: str) -> Any:
+    """`value` as type `hint` (dataclass, list, tuple, dict, bool, int, float, str, `X | None`)."""
+    if isinstance(hint, types.UnionType):  # `X | None`
+        if value is None and type(None) in hint.__args__:
+            return None
+        (hint,) = [a for a in hint.__args__ if a is not type(None)]
+    origin = getattr(hint, "__origin__", None)
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        (item,) = hint.__args__
+        return [coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return tuple(coerce(t, v, where) for t, v in zip(hint.__args__, value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, str):  # PyYAML reads 6e-5 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+# ---- command-line flags from the same dataclasses -------------------------------------
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_flags(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    cls: type,
+    helps: dict[str, str],
+    *,
+    only: list[str] | None = None,
+    special: dict[str, dict[str, Any]] | None = None,
+) -> None:
+    """One flag per field of `cls` (in `only`, or all): --field-name, typed, defaulting to the field.
+
+    `special` gives argparse keywords for fields whose flag is not a plain typed value
+    (e.g. `{"type": parse_bytes}`, `{"action": "append"}`, `{"choices": [...]}`).
+    """
+    hints = get_type_hints(cls)
+    by_name = {f.name: f for f in fields(cls)}
+    for name in only or list(by_name):
+        f, extra = by_name[name], dict((special or {}).get(name, {}))
+        hint = hints[name]
+        if isinstance(hint, types.UnionType):
+            hint = next(a for a in hint.__args__ if a is not type(None))
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = None
+        flag, group = extra.pop("flag", flag_name(name)), extra.pop("group", None) or parser
+        kwargs: dict[str, Any] = {"dest": name, "help": helps.get(name)}
+        if hint is bool and "action" not in extra:
+            kwargs["action"] = "store_false" if default else "store_true"
+        else:
+            kwargs["default"] = default
+            if hint in (int, float, str):
+                kwargs["type"] = hint
+        kwargs.update(extra)
+        group.add_argument(flag, **kwargs)
+
+
+def from_flags(cls: type, args: argparse.Namespace, **changes: Any):
+    """`cls` from the parsed flags of `add_flags` (fields without a flag keep their default)."""
+    values = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
+    values.update(changes)
+    return cls(**values)
