@@ -16,7 +16,12 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["bloomberg_style", "bloomberg_style.*", "tokenizer", "tokenizer.*"]),
-    package_data={"bloomberg_style": ["py.typed"]},
+    # The demo configs, SFT recipes and task files that commands use by default ship inside the
+    # package (read with importlib.resources); the top-level configs/ is a symlink to them.
+    package_data={
+        "bloomberg_style": ["py.typed", "configs/*/*.yaml", "configs/*/*.json", "configs/*/*.jsonl"]
+    },
+    entry_points={"console_scripts": ["bloomberg-style = bloomberg_style.cli.main:main"]},
     install_requires=[
         "torch>=2.4,<3",
         "deepspeed>=0.15,<0.21",

@@ -199,7 +199,10 @@ class Sandbox:
             ]
         for name in filter(None, files):
             source = REPO / name
-            if source.is_file():
+            if source.is_symlink():  # e.g. configs -> bloomberg_style/configs
+                (root / name).parent.mkdir(parents=True, exist_ok=True)
+                os.symlink(os.readlink(source), root / name)
+            elif source.is_file():
                 (root / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(source, root / name)
         return cls(root)

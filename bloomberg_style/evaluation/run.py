@@ -1,13 +1,15 @@
-"""`launch/evaluate.py` end to end: check every input, load the model once, score, report.
+"""`bloomberg-style evaluate` end to end: check every input, load the model once, score, report.
 
 All inputs (shards, text files, task files) are checked before the model is loaded, so a
 typo costs nothing. With neither --data nor --text, a run's own domains (from its
-config.yaml) are scored on their validation split, next to any --tasks.
+config.yaml) are scored on their validation split, next to any --tasks. The options are
+one dataclass, `EvalOptions`, whose fields are also the command's flags.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,35 +37,43 @@ def parse_named(items: Sequence[str], flag: str) -> dict[str, list[str]]:
     return named
 
 
-def run_evaluation(
-    checkpoint: str | Path,
-    *,
-    data: Sequence[str] = (),
-    text: Sequence[str] = (),
-    tasks: Sequence[str | Path] = (),
-    shots: int | None = None,
-    seed: int = 1234,
-    rule: str | None = None,
-    output: str | Path | None = None,
-    tokenizer: str | Path | None = None,
-    split: str = "valid",
-    valid_fraction: float | None = None,
-    text_field: str = "text",
-    seq_len: int | None = None,
-    batch_size: int = 8,
-    max_tokens: int = 0,
-    limit: int = 0,
-    dtype: str = "fp32",
-    device: str | None = None,
-    log: Callable[[str], Any] = print,
-) -> EvalReport:
-    """Evaluate one model on shards (--data), raw text (--text) and few-shot task files (--tasks)."""
+@dataclass
+class EvalOptions:
+    """What to evaluate and how; each field is a flag of `bloomberg-style evaluate`."""
+
+    checkpoint: str = ""  # run folder, checkpoint folder or HF BLOOM folder
+    data: list[str] = field(default_factory=list)  # NAME=PREFIX token shards
+    text: list[str] = field(default_factory=list)  # NAME=PATH raw documents (repeat NAME to join)
+    tasks: list[str] = field(default_factory=list)  # few-shot task files (.jsonl)
+    shots: int | None = None  # shots per test example; None: each task's own
+    seed: int = 1234
+    rule: str | None = None  # fix the scoring rule; None: best of three
+    output: str | None = None  # folder for results.json / results.md
+    tokenizer: str | None = None  # default: the run's or the HF folder's
+    split: str = "valid"  # "valid" | "all"
+    valid_fraction: float | None = None  # default: the run's data.valid_fraction
+    text_field: str = "text"
+    seq_len: int | None = None  # default: the model's context
+    batch_size: int = 8
+    max_tokens: int = 0  # per shard; 0 = all
+    limit: int = 0  # first N test examples per task; 0 = all
+    dtype: str = "fp32"
+    device: str | None = None
+
+
+@dataclass
+class _Inputs:
+    shards: dict[str, list[str]]
+    texts: dict[str, list[str]]
+    tasks: list[Any]
+
+
+def check_inputs(o: EvalOptions) -> _Inputs:
+    """Every input checked before the model loads; EvaluationError names the flag and value."""
     from bloomberg_style.data.corpus import resolve_inputs
     from bloomberg_style.data.shards import shard_exists
-    from bloomberg_style.evaluation.loading import is_hf_folder, load_for_evaluation
 
-    # ---- check inputs before loading anything ------------------------------------------
-    shards = parse_named(data, "--data")
+    shards = parse_named(o.data, "--data")
     for name, prefixes in shards.items():
         if len(prefixes) > 1:
             raise EvaluationError(f"--data {name}: given {len(prefixes)} times; one shard prefix per name")
@@ -71,111 +81,115 @@ def run_evaluation(
             raise EvaluationError(
                 f"--data {name}={prefixes[0]}: no {prefixes[0]}.bin/.idx (run launch/prepare_data.py)"
             )
-    texts = parse_named(text, "--text")
+    texts = parse_named(o.text, "--text")
     for paths in texts.values():
         resolve_inputs(paths)  # CorpusError names the bad path
     clash = sorted(set(shards) & set(texts))
     if clash:
         raise EvaluationError(f"domain name(s) {clash} given to both --data and --text")
-    task_list = [load_task(p) for p in tasks]
+    task_list = [load_task(p) for p in o.tasks]
     names = [t.name for t in task_list]
     if len(set(names)) != len(names):
         raise EvaluationError(f"two task files have the same task name: {names}")
-    if dtype not in DTYPES:
-        raise EvaluationError(f"--dtype must be one of {DTYPES}, got {dtype!r}")
-    if split not in ("valid", "all"):
-        raise EvaluationError(f"--split must be 'valid' or 'all', got {split!r}")
-    if limit < 0 or max_tokens < 0:
-        raise EvaluationError(f"--limit and --max-tokens must be >= 0, got {limit} and {max_tokens}")
-    if shots is not None and shots < 0:
-        raise EvaluationError(f"--shots must be >= 0, got {shots}")
-    if valid_fraction is not None and not 0 < valid_fraction < 1:
-        raise EvaluationError(f"--valid-fraction must be in (0, 1), got {valid_fraction}")
-    checkpoint = Path(checkpoint)
-    if not checkpoint.exists():
-        raise EvaluationError(f"--checkpoint {checkpoint}: no such file or folder")
+    if o.dtype not in DTYPES:
+        raise EvaluationError(f"--dtype must be one of {DTYPES}, got {o.dtype!r}")
+    if o.split not in ("valid", "all"):
+        raise EvaluationError(f"--split must be 'valid' or 'all', got {o.split!r}")
+    if o.limit < 0 or o.max_tokens < 0:
+        raise EvaluationError(f"--limit and --max-tokens must be >= 0, got {o.limit} and {o.max_tokens}")
+    if o.shots is not None and o.shots < 0:
+        raise EvaluationError(f"--shots must be >= 0, got {o.shots}")
+    if o.valid_fraction is not None and not 0 < o.valid_fraction < 1:
+        raise EvaluationError(f"--valid-fraction must be in (0, 1), got {o.valid_fraction}")
+    if not Path(o.checkpoint).exists():
+        raise EvaluationError(f"--checkpoint {o.checkpoint}: no such file or folder")
+    return _Inputs(shards, texts, task_list)
 
-    # ---- load ------------------------------------------------------------------------------
+
+def _run_domains(loaded: Any, checkpoint: Path, inputs: _Inputs) -> dict[str, list[str]]:
+    """With neither --data nor --text: the run's own domains, whose shards must be visible here."""
+    from bloomberg_style.data.shards import shard_exists
+    from bloomberg_style.evaluation.loading import is_hf_folder
+
+    domains = (loaded.run_config or {}).get("data", {}).get("domains") or []
+    if not domains and not inputs.tasks:
+        where = "a Hugging Face folder" if is_hf_folder(checkpoint) else "this checkpoint's run"
+        raise EvaluationError(
+            f"nothing to evaluate: give --data, --text or --tasks ({where} names no domains)"
+        )
+    shards = {d["name"]: [d["prefix"]] for d in domains}
+    missing = [f"{n}={p[0]}" for n, p in shards.items() if not shard_exists(p[0])]
+    if missing:
+        raise EvaluationError(
+            f"the run's shards are not visible from {Path.cwd()}: {missing}; run from the folder the run "
+            "was launched from, or pass --data NAME=PREFIX"
+        )
+    return shards
+
+
+def _log_domain(log: Callable[[str], Any], name: str, r: Any) -> None:
+    log(
+        f"  {name:<14} loss {r.loss:.4f}  ppl {r.perplexity:8.2f}  bits/byte {r.bits_per_byte:.4f}  "
+        f"({r.tokens:,} tokens, {r.seconds:.1f}s)"
+    )
+
+
+def evaluate(o: EvalOptions, log: Callable[[str], Any] = print) -> EvalReport:
+    """Evaluate one model on shards (--data), raw text (--text) and few-shot task files (--tasks)."""
     import torch
 
-    torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
-    loaded = load_for_evaluation(checkpoint, tokenizer=tokenizer, dtype=torch_dtype, device=device)
+    from bloomberg_style.evaluation.loading import load_for_evaluation
+
+    inputs, checkpoint = check_inputs(o), Path(o.checkpoint)
+    torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[o.dtype]
+    loaded = load_for_evaluation(checkpoint, tokenizer=o.tokenizer, dtype=torch_dtype, device=o.device)
     model, tok = loaded.model, loaded.tokenizer
-    run_data = (loaded.run_config or {}).get("data", {})
-    if not shards and not texts:
-        domains = run_data.get("domains") or []
-        if not domains and not task_list:
-            where = "a Hugging Face folder" if is_hf_folder(checkpoint) else "this checkpoint's run"
-            raise EvaluationError(
-                f"nothing to evaluate: give --data, --text or --tasks ({where} names no domains)"
-            )
-        shards = {d["name"]: [d["prefix"]] for d in domains}
-        missing = [f"{n}={p[0]}" for n, p in shards.items() if not shard_exists(p[0])]
-        if missing:
-            raise EvaluationError(
-                f"the run's shards are not visible from {Path.cwd()}: {missing}; run from the folder the run "
-                "was launched from, or pass --data NAME=PREFIX"
-            )
-    if (texts or task_list) and tok is None:
+    if not inputs.shards and not inputs.texts:
+        inputs.shards = _run_domains(loaded, checkpoint, inputs)
+    if (inputs.texts or inputs.tasks) and tok is None:
         raise EvaluationError(
             f"--text and --tasks need the model's tokenizer: none found with {checkpoint}; pass --tokenizer DIR"
         )
-    fraction = valid_fraction if valid_fraction is not None else float(run_data.get("valid_fraction", 0.02))
-    seq = seq_len or model.config.max_seq_len
+    run_data = (loaded.run_config or {}).get("data", {})
+    fraction = (
+        o.valid_fraction if o.valid_fraction is not None else float(run_data.get("valid_fraction", 0.02))
+    )
+    seq = o.seq_len or model.config.max_seq_len
     log(f"model {checkpoint} ({loaded.kind}, step {loaded.step}): {model.num_parameters():,} parameters")
 
-    report = EvalReport(
-        model=loaded.describe(),
-        settings={
-            "split": split,
-            "valid_fraction": fraction,
-            "seq_len": seq,
-            "shots": shots,
-            "seed": seed,
-            "rule": rule or "best",
-            "dtype": dtype,
-            "max_tokens": max_tokens,
-            "limit": limit,
-        },
-    )
-    for name, (prefix,) in shards.items():
-        r = evaluate_shard(
-            model,
-            prefix,
-            name=name,
-            tokenizer=tok,
-            split=split,
-            valid_fraction=fraction,
-            seq_len=seq,
-            batch_size=batch_size,
-            max_tokens=max_tokens,
-        )
-        log(
-            f"  {name:<14} loss {r.loss:.4f}  ppl {r.perplexity:8.2f}  bits/byte {r.bits_per_byte:.4f}  ({r.tokens:,} tokens, {r.seconds:.1f}s)"
-        )
+    settings = {"split": o.split, "valid_fraction": fraction, "seq_len": seq, "shots": o.shots, "seed": o.seed,
+                "rule": o.rule or "best", "dtype": o.dtype, "max_tokens": o.max_tokens, "limit": o.limit}  # fmt: skip
+    report = EvalReport(model=loaded.describe(), settings=settings)
+    for name, (prefix,) in inputs.shards.items():
+        r = evaluate_shard(model, prefix, name=name, tokenizer=tok, split=o.split, valid_fraction=fraction,
+                           seq_len=seq, batch_size=o.batch_size, max_tokens=o.max_tokens)  # fmt: skip
+        _log_domain(log, name, r)
         report.domains.append(r)
-    for name, paths in texts.items():
-        r = evaluate_texts(
-            model, tok, paths, name=name, text_field=text_field, seq_len=seq, batch_size=batch_size
-        )
-        log(
-            f"  {name:<14} loss {r.loss:.4f}  ppl {r.perplexity:8.2f}  bits/byte {r.bits_per_byte:.4f}  ({r.tokens:,} tokens, {r.seconds:.1f}s)"
-        )
+    for name, paths in inputs.texts.items():
+        r = evaluate_texts(model, tok, paths, name=name, text_field=o.text_field, seq_len=seq,
+                           batch_size=o.batch_size)  # fmt: skip
+        _log_domain(log, name, r)
         report.domains.append(r)
-    for task in task_list:
-        t = score_task(
-            model, tok, task, shots=shots, seed=seed, rule=rule, batch_size=batch_size, limit=limit
-        )
+    for task in inputs.tasks:
+        t = score_task(model, tok, task, shots=o.shots, seed=o.seed, rule=o.rule, batch_size=o.batch_size,
+                       limit=o.limit)  # fmt: skip
         log(
             f"  {t.task:<14} {t.shots}-shot, {t.items} items: weighted F1 {t.weighted_f1 * 100:.2f}, "
             f"accuracy {t.accuracy * 100:.2f} ({t.best_rule}; {t.seconds:.1f}s)"
         )
         report.tasks.append(t)
 
-    out = Path(output) if output else None
+    out = Path(o.output) if o.output else None
     if out is None and loaded.run_dir is not None and loaded.checkpoint is not None:
         out = loaded.run_dir / "eval" / loaded.checkpoint.name
     if out is not None:
         paths = report.write(out)
         log(f"wrote {paths['json']} and {paths['markdown']}")
     return report
+
+
+def run_evaluation(
+    checkpoint: str | Path, *, log: Callable[[str], Any] = print, **options: Any
+) -> EvalReport:
+    """`evaluate(EvalOptions(checkpoint, **options))`: the keyword form, e.g. for notebooks."""
+    return evaluate(EvalOptions(checkpoint=str(checkpoint), **options), log=log)

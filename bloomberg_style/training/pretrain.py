@@ -12,9 +12,10 @@ import numpy as np
 import torch
 
 from bloomberg_style.config import ConfigError, RunConfig
+from bloomberg_style.configlib import packaged
 from bloomberg_style.training.distributed import DistInfo, barrier, broadcast_object, init_distributed
 
-DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "pretrain" / "demo.yaml"
+DEMO_CONFIG = packaged("pretrain/demo.yaml")  # shipped as package data
 
 
 def set_seed(seed: int) -> None:

@@ -20,7 +20,12 @@ from pathlib import Path
 
 from bloomberg_style.config import ConfigError, RunConfig
 
-REPO = Path(__file__).resolve().parents[2]
+
+def launch_target() -> list[str]:
+    """What torchrun starts: the checkout's launch/pretrain.py (job scripts cd to the submit folder),
+    else the installed module."""
+    script = Path.cwd() / "launch" / "pretrain.py"
+    return [str(script)] if script.is_file() else ["-m", "bloomberg_style.cli.pretrain"]
 
 
 def first_host(nodelist: str) -> str:
@@ -62,7 +67,7 @@ def launch_command(env: Mapping[str, str], config: str, overrides: list[str]) ->
         sys.executable, "-m", "torch.distributed.run",
         "--nnodes", str(nnodes), "--node-rank", str(node_rank), "--nproc-per-node", str(int(gpus)),
         "--rdzv-backend", "c10d", "--rdzv-endpoint", f"{master}:{port}", "--rdzv-id", job_id,
-        str(REPO / "launch" / "pretrain.py"), "--config", config,
+        *launch_target(), "--config", config,
     ]  # fmt: skip
     for item in overrides:
         cmd += ["--set", item]

@@ -1,4 +1,9 @@
-"""Command-line front of `launch/pretrain.py` (kept here so it is importable and tested)."""
+"""`bloomberg-style pretrain` (and launch/pretrain.py): pretrain a BLOOM model with DeepSpeed.
+
+bloomberg-style pretrain                                 # the CPU demo
+deepspeed --num_gpus 2 launch/pretrain.py --config configs/pretrain/NAME.yaml
+bloomberg-style pretrain --config ... --set train.steps=100 --dry-run
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,13 @@ import json
 import sys
 
 from bloomberg_style.config import ConfigError, RunConfig
+from bloomberg_style.configlib import packaged
+
+DEMO_CONFIG = packaged("pretrain/demo.yaml")
 
 
-def pretrain_main(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
-    from bloomberg_style.training.pretrain import DEMO_CONFIG
-
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Pretrain a BLOOM model with DeepSpeed.")
     parser.add_argument("--config", default=str(DEMO_CONFIG), help="run YAML (default: the CPU demo)")
     parser.add_argument(
         "--set",
@@ -24,25 +31,29 @@ def pretrain_main(parser: argparse.ArgumentParser, argv: list[str] | None = None
         "--dry-run", action="store_true", help="print the resolved config and batch arithmetic"
     )
     parser.add_argument("--local_rank", type=int, default=None, help=argparse.SUPPRESS)  # set by deepspeed
-    args = parser.parse_args(argv)
+    return parser
+
+
+def dry_run(cfg: RunConfig) -> None:
+    print(cfg.to_yaml())
+    t = cfg.train
+    arithmetic = {
+        "tokens_per_step": t.global_batch_size * cfg.data.seq_len,
+        "total_tokens": t.steps * t.global_batch_size * cfg.data.seq_len,
+        "config_hash": cfg.hash(),
+    }
+    print(json.dumps(arithmetic, indent=1))
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    args = build_parser(prog).parse_args(argv)
     try:
         cfg = RunConfig.load(args.config, args.set)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.dry_run:
-        print(cfg.to_yaml())
-        t = cfg.train
-        print(
-            json.dumps(
-                {
-                    "tokens_per_step": t.global_batch_size * cfg.data.seq_len,
-                    "total_tokens": t.steps * t.global_batch_size * cfg.data.seq_len,
-                    "config_hash": cfg.hash(),
-                },
-                indent=1,
-            )
-        )
+        dry_run(cfg)
         return 0
     from bloomberg_style.training.pretrain import run_pretraining
 
@@ -52,3 +63,7 @@ def pretrain_main(parser: argparse.ArgumentParser, argv: list[str] | None = None
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return int(summary.get("exit_code", 0))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,81 +1,18 @@
-"""Command-line fronts of launch/sft.py and launch/chat.py (importable and tested here)."""
+"""`bloomberg-style chat` (and launch/chat.py): chat with an SFT stage, HF, adapter or run folder.
+
+bloomberg-style chat --model runs/sft-demo/finance-chat
+bloomberg-style chat --model runs/sft-demo/finance-chat --prompt "What does dividend yield mean?"
+bloomberg-style chat --model HF_DIR --template alpaca --temperature 0.8 --top-p 0.95
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[2]
-DEMO_RECIPE = REPO / "configs" / "sft" / "demo.yaml"
 
 
-def sft_main(argv: list[str] | None = None) -> int:
-    from .formats import DataError
-    from .recipe import RecipeError, load_recipe
-
-    parser = argparse.ArgumentParser(description="Run an SFT recipe: chained stages, full or LoRA.")
-    parser.add_argument("--recipe", default=str(DEMO_RECIPE), help="recipe YAML (default: the CPU demo)")
-    parser.add_argument("--base", default=None, help="base model (overrides the recipe's `base`)")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a value: stages.0.lr=1e-4, stages.NAME.epochs=1, stages.*.epochs=1, defaults.x=...",
-    )
-    parser.add_argument("--dry-run", action="store_true", help="print the resolved recipe and the stage plan")
-    parser.add_argument("--local_rank", type=int, default=None, help=argparse.SUPPRESS)  # set by deepspeed
-    args = parser.parse_args(argv)
-    try:
-        recipe = load_recipe(args.recipe, args.set, base=args.base)
-    except RecipeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if args.dry_run:
-        from .chain import plan
-
-        print(recipe.to_yaml())
-        for name, out, done in plan(recipe):
-            print(f"stage {name:<20} -> {out}  {'complete (skipped)' if done else 'to run'}")
-        return 0
-    from bloomberg_style.config import ConfigError
-
-    from .chain import run_recipe
-
-    try:
-        results = run_recipe(recipe)
-    except (ConfigError, DataError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    import torch.distributed as tdist
-
-    if not tdist.is_initialized() or tdist.get_rank() == 0:
-        print(summary_table(results))
-    return max((r.exit_code for r in results), default=0)  # e.g. the requeue code after a pre-emption
-
-
-def summary_table(results) -> str:
-    lines = ["| stage | status | held-out loss before -> after | token F1 before -> after | output |"]
-    lines.append("|---|---|---|---|---|")
-    for r in results:
-        b, a = r.report.get("before", {}), r.report.get("after", {})
-        status = (
-            f"stopped at step {r.step}" if not r.complete else ("trained" if r.step else "complete (skipped)")
-        )
-        lines.append(
-            f"| {r.stage} | {status} | {_f(b.get('loss'))} -> {_f(a.get('loss'))} | "
-            f"{_f(b.get('f1'))} -> {_f(a.get('f1'))} | {r.out_dir} |"
-        )
-    return "\n".join(lines)
-
-
-def _f(value) -> str:
-    return f"{value:.3f}" if isinstance(value, float) else "-"
-
-
-def chat_main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Chat with a tuned model (streamed, multi-turn).")
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=prog, description="Chat with a tuned model (streamed, multi-turn).")
     parser.add_argument(
         "--model", required=True, help="SFT stage folder, HF folder, adapter folder or our run"
     )
@@ -94,9 +31,9 @@ def chat_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-stream", action="store_true", help="print each answer whole")
     args = parser.parse_args(argv)
 
-    from .chat import ChatSession, template_for_model
-    from .generate import SamplingConfig
-    from .model_io import load_model, load_tokenizer, tokenizer_dir
+    from bloomberg_style.sft.chat import ChatSession, template_for_model
+    from bloomberg_style.sft.generate import SamplingConfig
+    from bloomberg_style.sft.model_io import load_model, load_tokenizer, tokenizer_dir
 
     try:
         sampling = SamplingConfig(
@@ -141,3 +78,7 @@ def chat_main(argv: list[str] | None = None) -> int:
         print("bot> ", end="", flush=True)
         text = session.reply(message, on_text=on_text)
         print(text if args.no_stream else "", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""`bloomberg-style evaluate` (and launch/evaluate.py): held-out loss and bits per byte per domain,
+few-shot tasks, the paper's way.
+
+    bloomberg-style evaluate --checkpoint runs/demo --tasks configs/eval/fpb_demo.jsonl
+    bloomberg-style evaluate --checkpoint HF_DIR --data financial=shards/fin --text web=web/*.jsonl
+
+--checkpoint is a run folder, a checkpoint folder or a Hugging Face BLOOM folder. With
+neither --data nor --text, a run's own domains are scored on their validation split.
+Results: printed as a table, and written as results.json / results.md to --output
+(default for runs: RUN/eval/step_N/). The flags are the fields of EvalOptions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bloomberg_style.configlib import add_flags, from_flags
+from bloomberg_style.data.corpus import CorpusError
+from bloomberg_style.evaluation.fewshot import RULES, TaskError
+from bloomberg_style.evaluation.run import DTYPES, EvalOptions, EvaluationError, evaluate
+
+HELP = {
+    "checkpoint": "run folder, checkpoint folder or HF BLOOM folder",
+    "data": "token shards to score",
+    "text": "raw documents to score (repeat a NAME to join paths)",
+    "tasks": "few-shot task files",
+    "shots": "shots per test example (default: each task's own)",
+    "seed": "seed for drawing the shots",
+    "rule": "fix the scoring rule (default: best of three)",
+    "output": "folder for results.json / results.md",
+    "tokenizer": "tokenizer folder (default: the run's or the HF folder's)",
+    "split": "shard documents to score (default: valid)",
+    "valid_fraction": "default: the run's data.valid_fraction",
+    "text_field": "JSON field / parquet column with the text",
+    "seq_len": "tokens per row (default: the model's)",
+    "batch_size": "sequences per forward pass",
+    "max_tokens": "score at most this many tokens per shard",
+    "limit": "score only the first N test examples of each task",
+    "device": "cpu, cuda, cuda:1 ... (default: cuda if available)",
+}
+SPECIAL = {
+    "checkpoint": {"required": True},
+    "data": {"nargs": "+", "metavar": "NAME=PREFIX"},
+    "text": {"nargs": "+", "metavar": "NAME=PATH"},
+    "tasks": {"nargs": "+", "metavar": "FILE.jsonl"},
+    "rule": {"choices": RULES},
+    "split": {"choices": ("valid", "all")},
+    "dtype": {"choices": DTYPES},
+}
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_flags(parser, EvalOptions, HELP, special=SPECIAL)
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = build_parser(prog)
+    options = from_flags(EvalOptions, parser.parse_args(argv))
+    try:
+        report = evaluate(options, log=lambda message: print(message, flush=True))
+    except (EvaluationError, TaskError, CorpusError, FileNotFoundError) as err:
+        parser.exit(2, f"evaluate: error: {err}\n")
+    print("\n" + report.to_markdown())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
