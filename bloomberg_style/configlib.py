@@ -21,7 +21,23 @@ import yaml
 
 
 class ConfigError(ValueError):
-    """A config file, field or value that cannot be used; the message names it."""
+    """A config file, field or value that cannot be used; the message names it.
+
+    Raised while coercing, it also carries the dotted `key` ("stages[0].lr") and the
+    `detail` without it, so a loader can add the file and line (SFT recipes do).
+    """
+
+    def __init__(self, message: str, key: str = "", detail: str = ""):
+        super().__init__(message)
+        self.key, self.detail = key, detail or message
+
+
+def _field_error(where: str, detail: str) -> ConfigError:
+    return ConfigError(f"{where}: {detail}" if where else detail, key=where, detail=detail)
+
+
+def _join(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
 
 
 def packaged(relative: str) -> Path:
@@ -64,25 +80,27 @@ def load_yaml(path: str | Path, what: str = "config") -> tuple[dict[str, Any], d
 _KEY = re.compile(r"^(?:--set )?([A-Za-z_][\w]*(?:(?:\.[\w*]+)|(?:\[\d+\]))*)")
 
 
+def dotted_parts(key: str) -> list[str]:
+    """"stages[0].data.format" -> ["stages", "0", "data", "format"]."""
+    return [p for p in re.split(r"[.\[\]]", key) if p]
+
+
 def locate(exc: ConfigError, path: str | Path, lines: dict[str, int], overridden: set[str]) -> ConfigError:
-    """Prefix `file:line:` to an error whose message starts with a dotted key found in the file."""
+    """Prefix `file:line:` to an error about a key (its own, or the leading dotted key of a
+    validate() message); a value that came from `--set` says so instead."""
     message = str(exc)
-    body = message[len(str(path)) + 1 :] if message.startswith(f"{path}.") else message
-    match = _KEY.match(body)
-    if not match:
+    match = _KEY.match(message)
+    if not exc.key and not match:
         return exc
-    key = match.group(1).replace("[", ".").replace("]", "")
-    unknown = re.search(r"unknown key\(s\) \['([^']+)'", body)
-    if unknown:
-        key = f"{key}.{unknown.group(1)}"
+    parts = dotted_parts(exc.key or match.group(1))
+    key = ".".join(parts)
     hits = sorted(o for o in overridden if o == key or o.startswith(key + ".") or key.startswith(o + "."))
     if hits:
-        return ConfigError(f"{message} (from --set {', '.join(hits)})")
-    while key and key not in lines:
-        key = key.rpartition(".")[0]
-    if not key:
-        return exc
-    return ConfigError(f"{path}:{lines[key]}: {body}")
+        return ConfigError(f"{path}: {message} (from --set {', '.join(hits)})", exc.key, exc.detail)
+    while parts and ".".join(parts) not in lines:
+        parts.pop()
+    line = f":{lines['.'.join(parts)]}" if parts else ""
+    return ConfigError(f"{path}{line}: {message}", exc.key, exc.detail)
 
 
 def load_config(cls: type, path: str | Path, overrides: list[str] | None = None, what: str = "config"):
@@ -93,9 +111,9 @@ def load_config(cls: type, path: str | Path, overrides: list[str] | None = None,
         apply_override(data, item)
         overridden.add(item.split("=", 1)[0].strip())
     try:
-        obj = from_dict(cls, data, where=str(path))
+        obj = from_dict(cls, data)
         validate = getattr(obj, "validate", None)
-        return validate() or obj if validate else obj
+        return (validate() or obj) if validate else obj
     except ConfigError as exc:
         raise locate(exc, path, lines, overridden) from None
 
@@ -139,16 +157,17 @@ def to_plain(value: Any) -> Any:
     return value
 
 
-def from_dict(cls: type, data: Any, where: str) -> Any:
+def from_dict(cls: type, data: Any, where: str = "") -> Any:
     """Build dataclass `cls` from a mapping; unknown keys and mistyped values name `where.key`."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+        raise _field_error(where, f"expected a mapping, got {type(data).__name__}")
     hints = get_type_hints(cls)
-    known = {f.name for f in fields(cls)}
+    known = {f.name for f in fields(cls) if f.init and not f.metadata.get("internal")}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys: {sorted(known)}")
-    return cls(**{name: coerce(hints[name], value, f"{where}.{name}") for name, value in data.items()})
+        detail = f"unknown key(s) {unknown}; known keys: {sorted(known)}"
+        raise _field_error(_join(where, unknown[0]), detail)
+    return cls(**{name: coerce(hints[name], value, _join(where, name)) for name, value in data.items()})
 
 
 def coerce(hint: Any, value: Any, where: str) -> Any:
@@ -156,45 +175,49 @@ def coerce(hint: Any, value: Any, where: str) -> Any:
     if isinstance(hint, types.UnionType):  # `X | None`
         if value is None and type(None) in hint.__args__:
             return None
-        (hint,) = [a for a in hint.__args__ if a is not type(None)]
+        options = [a for a in hint.__args__ if a is not type(None)]
+        if len(options) > 1:
+            return value  # a real union (e.g. dict | float): the section's validate() checks it
+        (hint,) = options
     origin = getattr(hint, "__origin__", None)
     if dataclasses.is_dataclass(hint):
         return from_dict(hint, value, where)
     if origin is list:
         if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
+            raise _field_error(where, f"expected a list, got {value!r}")
         (item,) = hint.__args__
         return [coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
+            raise _field_error(where, f"expected a list, got {value!r}")
         return tuple(coerce(t, v, where) for t, v in zip(hint.__args__, value))
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        return dict(value)
+            raise _field_error(where, f"expected a mapping, got {value!r}")
+        _, item = hint.__args__
+        return {str(k): coerce(item, v, _join(where, str(k))) for k, v in value.items()}
     if hint is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+            raise _field_error(where, f"expected true or false, got {value!r}")
         return value
     if hint is int:
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
         if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            raise _field_error(where, f"expected an integer, got {value!r}")
         return value
     if hint is float:
         if isinstance(value, str):  # PyYAML reads 6e-5 (no dot) as a string
             try:
                 return float(value)
             except ValueError:
-                raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+                raise _field_error(where, f"expected a number, got {value!r}") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
+            raise _field_error(where, f"expected a number, got {value!r}")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
+            raise _field_error(where, f"expected a string, got {value!r}")
         return value
     return value
 

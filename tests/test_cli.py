@@ -73,7 +73,7 @@ def test_bad_config_error_names_file_line_and_key(tmp_path, capsys):
     cfg.write_text(text.replace("  seq_len: 256", "  seq_len: 256\n  seq_lne: 3"), encoding="utf-8")
     assert main(["pretrain", "--config", str(cfg), "--dry-run"]) == 2
     line = next(i for i, t in enumerate(cfg.read_text().splitlines(), 1) if "seq_lne" in t)
-    assert f"{cfg}:{line}: data: unknown key(s) ['seq_lne']" in capsys.readouterr().err
+    assert f"{cfg}:{line}: data.seq_lne: unknown key(s) ['seq_lne']" in capsys.readouterr().err
     assert main(["pretrain", "--dry-run", "--set", "train.zero_stage=7"]) == 2
     assert "(from --set train.zero_stage)" in capsys.readouterr().err
 

@@ -21,14 +21,14 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import types
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from typing import Any, get_type_hints
 
 import yaml
 
-from bloomberg_style.config import ConfigError, LoggingSection, apply_override
+from bloomberg_style.config import ConfigError, LoggingSection, OptimSection, TrainSection, apply_override
+from bloomberg_style.configlib import coerce, dotted_parts, load_yaml
 
 from .templates import Template, get_template, template_from_dict
 
@@ -76,8 +76,44 @@ class EvalSpec:
     samples: int = 3  # example generations written to the report
 
 
+# Stage keys that are pretraining's OptimSection / TrainSection fields: the same names, types
+# and checks (via `optim_section()` / `train_section()`), with fine-tuning's defaults.
+OPTIM_KEYS = ("lr", "min_lr", "weight_decay", "betas", "grad_clip")
+TRAIN_KEYS = ("global_batch_size", "micro_batch_size", "zero_stage", "precision", "activation_checkpointing",
+              "seed", "log_interval", "eval_interval", "eval_samples", "save_interval", "keep_last",
+              "exit_at_step", "torch_threads")  # fmt: skip
+SFT_DEFAULTS = {
+    "lr": 2e-5,
+    "min_lr": 0.0,
+    "weight_decay": 0.0,
+    "betas": [0.9, 0.999],
+    "grad_clip": 1.0,
+    "global_batch_size": 128,
+    "micro_batch_size": 4,
+    "log_interval": 10,
+    "eval_interval": 0,  # held-out loss every N steps (0 = at the start and the end only)
+    "save_interval": 200,  # checkpoint every N steps (and at the end)
+    "keep_last": 2,
+}
+
+
+def _section_fields() -> list[tuple[str, Any, Any]]:
+    out = []
+    for section, names in ((OptimSection, OPTIM_KEYS), (TrainSection, TRAIN_KEYS)):
+        hints, defaults = get_type_hints(section), {f.name: f.default for f in fields(section)}
+        for name in names:
+            default = SFT_DEFAULTS.get(name, defaults[name])
+            if isinstance(default, list):  # YAML has no tuples: betas is a list in a recipe
+                out.append((name, list[float], field(default_factory=lambda d=default: list(d))))
+            else:
+                out.append((name, hints[name], field(default=default)))
+    return out
+
+
 @dataclass
-class StageSpec:
+class StageKeys:
+    """A stage's own keys; `StageSpec` adds the OptimSection / TrainSection ones."""
+
     name: str = ""
     data: DataSpec = field(default_factory=DataSpec)
     template: str = ""  # default: the recipe's template
@@ -85,29 +121,27 @@ class StageSpec:
     lora: LoraSpec = field(default_factory=LoraSpec)
     epochs: float = 3.0
     max_steps: int = 0  # 0 = from epochs
-    lr: float = 2e-5
-    min_lr: float = 0.0
     schedule: str = "cosine"  # cosine | linear | constant (after linear warm-up)
     warmup_ratio: float = 0.03
-    weight_decay: float = 0.0
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    grad_clip: float = 1.0
-    global_batch_size: int = 128
-    micro_batch_size: int = 4
-    zero_stage: int = 2
-    precision: str = "bf16"  # fp32 | bf16
-    activation_checkpointing: bool = False
-    seed: int = 1234
-    log_interval: int = 10
-    eval_interval: int = 0  # held-out loss every N steps (0 = at the start and the end only)
-    eval_samples: int = 0  # held-out rows for the loss (0 = all)
-    save_interval: int = 200  # checkpoint every N steps (and at the end)
-    keep_last: int = 2
     keep_checkpoints: bool = False  # keep DeepSpeed checkpoints once the stage is exported
-    exit_at_step: int = 0  # stop this invocation at this step (with a checkpoint); 0 = finish
-    torch_threads: int = 0
     output: str = ""  # folder under the recipe's output_dir; default: the stage name
     eval: EvalSpec = field(default_factory=EvalSpec)
+
+    def optim_section(self) -> OptimSection:
+        """The stage's optimizer keys as pretraining's section (warm-up is the SFT schedule's)."""
+        kwargs = {k: getattr(self, k) for k in OPTIM_KEYS}
+        return OptimSection(**{**kwargs, "betas": tuple(kwargs["betas"]), "warmup_steps": 0})
+
+    def train_section(self, steps: int) -> TrainSection:
+        """The stage's loop keys as pretraining's section, for `steps` optimizer steps."""
+        kwargs = {k: getattr(self, k) for k in TRAIN_KEYS}
+        return TrainSection(steps=steps, **{**kwargs, "eval_interval": self.eval_interval or steps})
+
+
+StageSpec = dataclasses.make_dataclass(
+    "StageSpec", _section_fields(), bases=(StageKeys,), namespace={"__module__": __name__}
+)
+StageSpec.__doc__ = "One SFT stage: its own keys plus the OptimSection / TrainSection keys, flat in YAML."
 
 
 @dataclass
@@ -130,7 +164,7 @@ class Recipe:
     logging: LoggingSection = field(default_factory=LoggingSection)
     defaults: dict[str, Any] = field(default_factory=dict)  # merged into every stage
     stages: list[StageSpec] = field(default_factory=list)
-    source: str = ""  # the file it came from (filled by load_recipe)
+    source: str = field(default="", metadata={"internal": True})  # the file (filled by load_recipe)
 
     def stage_dir(self, stage: StageSpec) -> Path:
         return Path(self.output_dir) / (stage.output or stage.name)
@@ -156,16 +190,11 @@ class Recipe:
 def load_recipe(path: str | Path, overrides: list[str] | None = None, base: str | None = None) -> Recipe:
     """Read a recipe YAML, merge `defaults` into each stage, apply overrides, validate."""
     path = Path(path)
-    if not path.is_file():
-        raise RecipeError(f"recipe file not found: {path}")
-    text = path.read_text(encoding="utf-8")
     try:
-        data = yaml.safe_load(text) or {}
-        lines = _key_lines(yaml.compose(text))
-    except yaml.YAMLError as exc:
-        raise RecipeError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise RecipeError(f"{path}: the top level must be a mapping (name, base, stages, ...)")
+        data, dotted = load_yaml(path, what="recipe")
+    except ConfigError as exc:
+        raise RecipeError(str(exc)) from None
+    lines = {tuple(int(p) if p.isdigit() else p for p in key.split(".")): n for key, n in dotted.items()}
     if not isinstance(data.get("stages"), list) or not data["stages"]:
         raise RecipeError(f"{path}:{lines.get(('stages',), 1)}: stages: give a non-empty list of stages")
     defaults = data.get("defaults") or {}
@@ -235,56 +264,12 @@ class _FieldError(Exception):
 
 
 def _build(cls: type, data: Any, path: tuple) -> Any:
-    if not isinstance(data, dict):
-        raise _FieldError(path, f"expected a mapping, got {data!r}")
-    hints = get_type_hints(cls)
-    known = {f.name for f in fields(cls) if f.name != "source"}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise _FieldError(path + (unknown[0],), f"unknown key {unknown[0]!r}; known keys: {sorted(known)}")
-    return cls(**{k: _coerce(hints[k], v, path + (k,)) for k, v in data.items()})
-
-
-def _coerce(hint: Any, value: Any, path: tuple) -> Any:
-    origin = get_origin(hint)
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, path)
-    if origin in (Union, types.UnionType):
-        return value
-    if origin is list:
-        if not isinstance(value, list):
-            raise _FieldError(path, f"expected a list, got {value!r}")
-        (item,) = get_args(hint)
-        return [_coerce(item, v, path + (i,)) for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise _FieldError(path, f"expected a mapping, got {value!r}")
-        _, item = get_args(hint)
-        return {str(k): _coerce(item, v, path + (k,)) for k, v in value.items()}
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise _FieldError(path, f"expected true or false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _FieldError(path, f"expected an integer, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, str):  # PyYAML reads 2e-5 (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                raise _FieldError(path, f"expected a number, got {value!r}") from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _FieldError(path, f"expected a number, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise _FieldError(path, f"expected a string, got {value!r}")
-        return value
-    return value
+    """The config engine's typed coercion; its error becomes a path for the line lookup."""
+    try:
+        return coerce(cls, data, "")
+    except ConfigError as exc:
+        parts = tuple(int(p) if p.isdigit() else p for p in dotted_parts(exc.key))
+        raise _FieldError(path + parts, exc.detail) from None
 
 
 # ---- validation -------------------------------------------------------------------------
@@ -381,32 +366,24 @@ def _validate_stage(s: StageSpec, p: tuple, custom: dict[str, Template], need) -
         )
     need(s.epochs > 0 or s.max_steps > 0, p + ("epochs",), "give epochs > 0 or max_steps > 0")
     need(s.max_steps >= 0, p + ("max_steps",), "must be >= 0")
-    need(s.lr > 0, p + ("lr",), f"must be > 0, got {s.lr}")
-    need(0 <= s.min_lr <= s.lr, p + ("min_lr",), f"must be in [0, lr={s.lr}], got {s.min_lr}")
     need(
         s.schedule in ("cosine", "linear", "constant"),
         p + ("schedule",),
         f"must be cosine, linear or constant, got {s.schedule!r}",
     )
     need(0.0 <= s.warmup_ratio < 1.0, p + ("warmup_ratio",), f"must be in [0, 1), got {s.warmup_ratio}")
-    need(s.weight_decay >= 0, p + ("weight_decay",), f"must be >= 0, got {s.weight_decay}")
-    need(
-        len(s.betas) == 2 and all(0 <= b < 1 for b in s.betas),
-        p + ("betas",),
-        f"must be two numbers in [0, 1), got {s.betas}",
-    )
-    need(s.grad_clip >= 0, p + ("grad_clip",), "must be >= 0 (0 disables)")
-    for key in ("global_batch_size", "micro_batch_size", "log_interval", "save_interval", "keep_last"):
-        need(getattr(s, key) >= 1, p + (key,), f"must be >= 1, got {getattr(s, key)}")
+    for section in (s.optim_section(), s.train_section(steps=1)):
+        try:
+            section.validate()
+        except ConfigError as exc:  # "optim.lr must be > 0, got -1" -> stages[i].lr: must be > 0 ...
+            key, _, detail = str(exc).partition(" ")
+            raise _FieldError(p + (key.partition(".")[2],), detail) from None
     need(
         s.global_batch_size % s.micro_batch_size == 0,
         p + ("global_batch_size",),
         f"{s.global_batch_size} is not divisible by micro_batch_size {s.micro_batch_size}",
     )
-    need(s.zero_stage in (0, 1, 2, 3), p + ("zero_stage",), f"must be 0, 1, 2 or 3, got {s.zero_stage}")
-    need(s.precision in ("fp32", "bf16"), p + ("precision",), f"must be fp32 or bf16, got {s.precision!r}")
-    for key in ("eval_interval", "eval_samples", "exit_at_step", "torch_threads"):
-        need(getattr(s, key) >= 0, p + (key,), f"must be >= 0, got {getattr(s, key)}")
+    need(s.torch_threads >= 0, p + ("torch_threads",), f"must be >= 0, got {s.torch_threads}")
     e = s.eval
     need(e.max_records >= 0, p + ("eval", "max_records"), "must be >= 0")
     need(e.max_new_tokens >= 1, p + ("eval", "max_new_tokens"), "must be >= 1")
@@ -423,21 +400,6 @@ def stage_steps(stage: StageSpec, train_rows: int) -> int:
 
 
 # ---- YAML line numbers --------------------------------------------------------------------
-
-
-def _key_lines(node: yaml.Node | None, path: tuple = ()) -> dict[tuple, int]:
-    """Path of every key/item in the document -> its 1-based line."""
-    lines: dict[tuple, int] = {}
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            sub = path + (key.value,)
-            lines[sub] = key.start_mark.line + 1
-            lines.update(_key_lines(value, sub))
-    elif isinstance(node, yaml.SequenceNode):
-        for i, value in enumerate(node.value):
-            lines[path + (i,)] = value.start_mark.line + 1
-            lines.update(_key_lines(value, path + (i,)))
-    return lines
 
 
 def _line_for(lines: dict[tuple, int], path: tuple) -> tuple[int | None, str]:
