@@ -81,7 +81,7 @@ _KEY = re.compile(r"^(?:--set )?([A-Za-z_][\w]*(?:(?:\.[\w*]+)|(?:\[\d+\]))*)")
 
 
 def dotted_parts(key: str) -> list[str]:
-    """"stages[0].data.format" -> ["stages", "0", "data", "format"]."""
+    """ "stages[0].data.format" -> ["stages", "0", "data", "format"]."""
     return [p for p in re.split(r"[.\[\]]", key) if p]
 
 
