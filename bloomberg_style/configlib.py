@@ -112,10 +112,12 @@ def load_config(cls: type, path: str | Path, overrides: list[str] | None = None,
         overridden.add(item.split("=", 1)[0].strip())
     try:
         obj = from_dict(cls, data)
-        validate = getattr(obj, "validate", None)
-        return (validate() or obj) if validate else obj
-    except ConfigError as exc:
-        raise locate(exc, path, lines, overridden) from None
+        if hasattr(obj, "validate"):
+            obj.validate()
+        return obj
+    except ValueError as exc:  # ConfigError, or a section's own ValueError naming the field
+        error = exc if isinstance(exc, ConfigError) else ConfigError(str(exc))
+        raise locate(error, path, lines, overridden) from None
 
 
 # ---- `--set section.key=value` ---------------------------------------------------------
@@ -190,6 +192,8 @@ def coerce(hint: Any, value: Any, where: str) -> Any:
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise _field_error(where, f"expected a list, got {value!r}")
+        if len(hint.__args__) == 2 and hint.__args__[1] is Ellipsis:  # tuple[X, ...]
+            return tuple(coerce(hint.__args__[0], v, f"{where}[{i}]") for i, v in enumerate(value))
         return tuple(coerce(t, v, where) for t, v in zip(hint.__args__, value))
     if origin is dict:
         if not isinstance(value, dict):

@@ -148,3 +148,37 @@ def test_non_editable_install_runs_the_demo_dry_run(tmp_path):
                           text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0 and "stage finance-chat" in done.stdout, done.stderr
     assert not (elsewhere / "runs").exists()  # a dry run writes nothing
+
+
+def test_scaling_law_reads_its_inputs_from_yaml(tmp_path, capsys):
+    import json
+
+    from bloomberg_style.sizing import SizingInputs, result_to_dict, run_sizing
+    from bloomberg_style.sizing.plan import BatchPhase
+
+    path = tmp_path / "sizing.yaml"
+    path.write_text("gpu_hours: 2.0e5\ngpu: h100-sxm\ntokens: {legal: 120e9, web: 900e9}\n"
+                    "batch_ramp: [{sequences: 512, steps: 1000}, {sequences: 1024, steps: null}]\n")  # fmt: skip
+    assert main(["scaling-law", "--config", str(path), "--gpu-hours", "1e5", "--json"]) == 0
+    expected = SizingInputs(gpu_hours=1e5, gpu="h100-sxm", tokens={"legal": 120e9, "web": 900e9}, min_share={},
+                            batch_ramp=(BatchPhase(512, 1000), BatchPhase(1024, None)))  # fmt: skip
+    assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(result_to_dict(run_sizing(expected))))
+    path.write_text("gpu: h100-sxm\nbuffer: 1.5\n")
+    assert main(["scaling-law", "--config", str(path)]) == 2
+    assert f"{path}:2: buffer" in capsys.readouterr().err
+
+
+def test_sft_stage_keys_are_the_pretraining_sections():
+    from bloomberg_style.config import OptimSection, TrainSection
+    from bloomberg_style.sft.recipe import OPTIM_KEYS, TRAIN_KEYS, StageSpec
+
+    optim, train = (
+        {f.name for f in dataclasses.fields(OptimSection)},
+        {f.name for f in dataclasses.fields(TrainSection)},
+    )
+    assert set(OPTIM_KEYS) <= optim and set(TRAIN_KEYS) <= train
+    stage = StageSpec(name="s", lr=1e-4, betas=[0.9, 0.95], global_batch_size=16, eval_interval=0)
+    assert stage.optim_section() == OptimSection(lr=1e-4, min_lr=0.0, warmup_steps=0, betas=(0.9, 0.95),
+                                                 weight_decay=0.0, grad_clip=1.0)  # fmt: skip
+    built = stage.train_section(steps=40)
+    assert (built.steps, built.global_batch_size, built.eval_interval, built.log_interval) == (40, 16, 40, 10)

@@ -16,7 +16,7 @@ import argparse
 import json
 import sys
 
-from bloomberg_style.configlib import add_flags, from_flags
+from bloomberg_style.configlib import ConfigError, add_flags, from_flags, load_config, load_yaml
 from bloomberg_style.sizing import (
     ACCELERATORS,
     APPROACHES,
@@ -70,11 +70,12 @@ SPECIAL = {
     "min_share": {"action": "append", "default": None, "metavar": "NAME=FRACTION"},
     "epochs": {"action": "append", "default": None, "metavar": "N|NAME=N", "type": str},
     "approach": {"choices": list(APPROACHES)},
-    "batch_ramp": {"default": "1024:7200,2048", "type": str},
+    "batch_ramp": {"default": None, "type": str},
     "zero_stage": {"choices": [0, 1, 2, 3]},
     "checkpointing": {"flag": "--no-checkpointing"},
 }
 RATE = ("tflops", "hfu", "mfu")  # one of them at most
+SPECIAL_LISTS = ("tokens", "min_share", "epochs", "batch_ramp")  # parsed in inputs_from_args
 
 
 def _named(values: list[str] | None, flag: str) -> dict[str, float]:
@@ -110,6 +111,12 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    p.add_argument(
+        "--config",
+        metavar="FILE.yaml",
+        help="inputs from a YAML of SizingInputs keys (batch_ramp: [{sequences: 1024, steps: 7200}, ...]); "
+        "flags given as well win",
+    )
     for title, names in GROUPS.items():
         group = p.add_argument_group(title)
         rate = group.add_mutually_exclusive_group() if title == "compute budget" else None
@@ -123,26 +130,48 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     return p
 
 
-def inputs_from_args(args: argparse.Namespace) -> SizingInputs:
-    """The parsed flags as SizingInputs; NAME=NUMBER lists and the ramp are parsed here."""
+def inputs_from_args(args: argparse.Namespace, base: SizingInputs | None = None) -> SizingInputs:
+    """The parsed flags as SizingInputs over `base` (the --config file, or the defaults);
+    NAME=NUMBER lists and the ramp are parsed here."""
+    base = base or SizingInputs()
     tokens = _named(args.tokens, "--tokens")
     min_share = _named(args.min_share, "--min-share")
-    defaults = SizingInputs()
     return from_flags(
         SizingInputs,
         args,
-        tokens=tokens or defaults.tokens,
-        min_share=min_share if (min_share or tokens) else defaults.min_share,
-        epochs=_epochs(args.epochs),
-        batch_ramp=parse_batch_ramp(args.batch_ramp),
+        tokens=tokens or base.tokens,
+        min_share=min_share if (min_share or tokens) else base.min_share,
+        epochs=_epochs(args.epochs) if args.epochs else base.epochs,
+        batch_ramp=parse_batch_ramp(args.batch_ramp) if args.batch_ramp else base.batch_ramp,
     )
 
 
-def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+def parse(
+    argv: list[str] | None, prog: str | None
+) -> tuple[argparse.ArgumentParser, argparse.Namespace, SizingInputs]:
+    """Flags over the --config file over the defaults: the file's values become the flags' defaults."""
     parser = build_parser(prog)
     args = parser.parse_args(argv)
+    base = SizingInputs()
+    if args.config:
+        keys = load_yaml(args.config, what="sizing inputs")[0]
+        # As with --tokens: the paper's financial share belongs to the paper's sources.
+        own_sources = ["min_share={}"] if "tokens" in keys and "min_share" not in keys else []
+        base = load_config(SizingInputs, args.config, own_sources, what="sizing inputs")
+        parser.set_defaults(**{k: getattr(base, k) for k in vars(args) if k in SizingInputs.__dataclass_fields__
+                               and k not in SPECIAL_LISTS})  # fmt: skip
+        args = parser.parse_args(argv)
+    return parser, args, base
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     try:
-        result = run_sizing(inputs_from_args(args))
+        parser, args, base = parse(argv, prog)
+    except ConfigError as err:
+        print(f"{prog or 'scaling_law'}: error: {err}", file=sys.stderr)
+        return 2
+    try:
+        result = run_sizing(inputs_from_args(args, base))
         if args.plot:
             from bloomberg_style.sizing.plot import plot_scaling
 
