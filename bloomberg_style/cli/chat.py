@@ -10,6 +10,18 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bloomberg_style.configlib import add_flags, from_flags
+from bloomberg_style.sft.generate import SamplingConfig
+
+SAMPLING_HELP = {
+    "temperature": "0 = greedy",
+    "top_k": "0 = off",
+    "top_p": "1 = off",
+    "max_new_tokens": "tokens per answer at most",
+    "max_context": "keep only the last N tokens (0 = all)",
+    "seed": "sampling seed (reproducible answers)",
+}
+
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser = argparse.ArgumentParser(prog=prog, description="Chat with a tuned model (streamed, multi-turn).")
@@ -22,28 +34,15 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument("--stage", default="", help="with --recipe: the stage whose template to use")
     parser.add_argument("--system", default=None, help="system text instead of the template's")
     parser.add_argument("--prompt", default=None, help="answer this one message and exit (for scripts)")
-    parser.add_argument("--temperature", type=float, default=0.7, help="0 = greedy")
-    parser.add_argument("--top-k", type=int, default=40, help="0 = off")
-    parser.add_argument("--top-p", type=float, default=0.9, help="1 = off")
-    parser.add_argument("--max-new-tokens", type=int, default=128)
-    parser.add_argument("--max-context", type=int, default=0, help="keep only the last N tokens (0 = all)")
-    parser.add_argument("--seed", type=int, default=None, help="sampling seed (reproducible answers)")
+    add_flags(parser, SamplingConfig, SAMPLING_HELP)  # the sampling flags are SamplingConfig's fields
     parser.add_argument("--no-stream", action="store_true", help="print each answer whole")
     args = parser.parse_args(argv)
 
     from bloomberg_style.sft.chat import ChatSession, template_for_model
-    from bloomberg_style.sft.generate import SamplingConfig
     from bloomberg_style.sft.model_io import load_model, load_tokenizer, tokenizer_dir
 
     try:
-        sampling = SamplingConfig(
-            temperature=args.temperature,
-            top_k=args.top_k,
-            top_p=args.top_p,
-            max_new_tokens=args.max_new_tokens,
-            max_context=args.max_context,
-            seed=args.seed,
-        ).validate()
+        sampling = from_flags(SamplingConfig, args).validate()
         template = template_for_model(args.model, args.template, args.recipe, args.stage)
         tok = load_tokenizer(args.tokenizer or tokenizer_dir(args.model))
         model = load_model(args.model)
