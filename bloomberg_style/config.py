@@ -282,8 +282,12 @@ class ControllerSection:
     weights: dict[str, float] = field(default_factory=dict)  # for "total"; default: mixture weights
     patience: int = 3000  # no improvement within this many steps (or tokens) = plateau
     patience_unit: str = "steps"  # "steps" | "tokens"
-    threshold: float = 0.0  # an improvement must exceed this (absolute, nats)
-    smoothing: float = 0.0  # exponential weight of the newest eval (the paper: 0.001); 0 = none
+    threshold: float = 0.0  # flat = within this of the best smoothed value (absolute, nats)
+    # Exponential moving average of the metric: weight `smoothing` per `smoothing_unit`
+    # ("steps": the newest eval weighs 1 - (1 - smoothing) ** steps since the last eval;
+    # "evals": `smoothing` per evaluation; "tokens": per token). The paper: 0.001 per step.
+    smoothing: float = 0.0  # 0 = none
+    smoothing_unit: str = "steps"  # "steps" | "evals" | "tokens"
     actions: list[ControllerAction] = field(default_factory=paper_actions)
     stop_when_exhausted: bool = True
     scale: float = 1.0  # scripted mode: multiply every action's step (replay the paper smaller)
@@ -300,6 +304,10 @@ class ControllerSection:
             raise ConfigError(f"controller.threshold must be >= 0, got {self.threshold}")
         if not 0 <= self.smoothing < 1:
             raise ConfigError(f"controller.smoothing must be in [0, 1), got {self.smoothing}")
+        if self.smoothing_unit not in ("steps", "evals", "tokens"):
+            raise ConfigError(
+                f"controller.smoothing_unit must be steps, evals or tokens, got {self.smoothing_unit!r}"
+            )
         if not self.scale > 0:
             raise ConfigError(f"controller.scale must be > 0, got {self.scale}")
         for i, action in enumerate(self.actions):

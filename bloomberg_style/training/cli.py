@@ -23,6 +23,12 @@ def pretrain_main(parser: argparse.ArgumentParser, argv: list[str] | None = None
     parser.add_argument(
         "--dry-run", action="store_true", help="print the resolved config and batch arithmetic"
     )
+    parser.add_argument(
+        "--simulate-controller",
+        metavar="CURVE.csv",
+        help="feed a validation curve (columns step,loss) through the configured controller without "
+        "training; prints one JSON decision per line",
+    )
     parser.add_argument("--local_rank", type=int, default=None, help=argparse.SUPPRESS)  # set by deepspeed
     args = parser.parse_args(argv)
     try:
@@ -30,6 +36,10 @@ def pretrain_main(parser: argparse.ArgumentParser, argv: list[str] | None = None
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.simulate_controller:
+        from bloomberg_style.controllers.simulate import main as simulate_main
+
+        return simulate_main(cfg, args.simulate_controller)
     if args.dry_run:
         print(cfg.to_yaml())
         t = cfg.train
