@@ -135,6 +135,9 @@ class TrainSection:
     log_interval: int = 5
     eval_interval: int = 300
     eval_samples: int = 0  # per domain; 0 = the whole validation split
+    # Tokens one evaluation scores, all domains together (split evenly); 0 = no cap. The same
+    # samples every time (see training/eval_budget.py). 2^24 tokens cost about one paper step.
+    eval_tokens: int = 16_777_216
     save_interval: int = 500
     keep_last: int = 3
     torch_threads: int = 0  # intra-op threads per rank on CPU; 0 = cores / ranks
@@ -170,6 +173,8 @@ class TrainSection:
             raise ConfigError(f"train.exit_at_step must be >= 0, got {self.exit_at_step}")
         if self.eval_samples < 0:
             raise ConfigError(f"train.eval_samples must be >= 0, got {self.eval_samples}")
+        if self.eval_tokens < 0:
+            raise ConfigError(f"train.eval_tokens must be >= 0 (0 = no cap), got {self.eval_tokens}")
         last = -1
         for i, entry in enumerate(self.batch_ramp):
             if len(entry) != 2 or entry[0] <= last or entry[1] < 1:

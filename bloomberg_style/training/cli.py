@@ -53,6 +53,9 @@ def pretrain_main(parser: argparse.ArgumentParser, argv: list[str] | None = None
                 indent=1,
             )
         )
+        from bloomberg_style.training.eval_budget import describe
+
+        print(describe(cfg))
         return 0
     from bloomberg_style.training.pretrain import run_pretraining
 

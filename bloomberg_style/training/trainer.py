@@ -26,6 +26,7 @@ from bloomberg_style.model.flops import achieved_tflops, detect_peak_tflops, flo
 from bloomberg_style.training import checkpoint as ckpt
 from bloomberg_style.training.data_order import DataOrder
 from bloomberg_style.training.distributed import DistInfo, all_reduce_sum, barrier
+from bloomberg_style.training.eval_budget import eval_samples_per_domain
 from bloomberg_style.training.metrics import MetricsLogger
 from bloomberg_style.training.plot import plot_losses
 from bloomberg_style.training.preemption import REQUEUE_EXIT_CODE, REQUEUE_FILE, StopRequest
@@ -200,14 +201,12 @@ class Trainer:
     # ---- evaluation ------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        """Mean loss per validation token, per domain, over the whole split (or eval_samples)."""
+        """Mean loss per validation token, per domain, over the split (capped: eval_budget.py)."""
         self.engine.eval()
         results = {}
         mb = self.cfg.train.micro_batch_size
         for name, dataset in self.valid_datasets.items():
-            n = len(dataset)
-            if self.cfg.train.eval_samples:
-                n = min(n, self.cfg.train.eval_samples)
+            n = eval_samples_per_domain(self.cfg, len(dataset), len(self.valid_datasets))
             mine = list(range(self.dist.rank, n, self.dist.world_size))
             loss_sum, tokens = 0.0, 0.0
             # Every rank runs the same number of forward passes (ZeRO-3 gathers collectively).
