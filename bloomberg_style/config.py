@@ -69,7 +69,8 @@ class DataSection:
     text_field: str = "text"
     seq_len: int = 2048
     valid_fraction: float = 0.02  # share of each domain's documents held out for validation
-    cache_dir: str = ""  # megatron index cache; default: next to the shards
+    cache_dir: str = ""  # megatron index cache; default: RUN/index_cache (the run folder)
+    trust_index_cache: bool = False  # load cache .npy files that would unpickle (only caches you wrote)
 
     def validate(self) -> None:
         if not self.domains:

@@ -133,7 +133,8 @@ def run_pretraining(cfg: RunConfig) -> dict[str, Any]:
         valid_fraction=cfg.data.valid_fraction,
         eod_id=tok.eod_id,
         vocab_size=model_cfg.vocab_size,
-        cache_dir=cfg.data.cache_dir or None,
+        cache_dir=cfg.data.cache_dir or run_dir / "index_cache",  # not beside shared shards
+        trust_cache=cfg.data.trust_index_cache,
     )
 
     ds_config = build_deepspeed_config(cfg, dist.world_size, dist.accelerator)
