@@ -35,6 +35,8 @@ def test_poisoned_step_is_skipped_and_weights_stay_put(tmp_path, small_data, fau
     events = [e for e in read_jsonl(run / "events.jsonl") if e["event"] == "skip_step"]
     assert [e["step"] for e in events] == [POISONED]
     assert (run / "index_cache").is_dir()  # the index cache lives in the run folder
+    attention = [e for e in read_jsonl(run / "events.jsonl") if e["event"] == "attention"]
+    assert attention and attention[0]["path"] == "sdpa" and "CUDA" in attention[0]["fallback_reason"]
 
     ckpts = run / "checkpoints"
     weights = {s: load_checkpoint_state_dict(ckpts / f"step_{s:08d}")[1] for s in range(1, 5)}

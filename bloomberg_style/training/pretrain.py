@@ -164,6 +164,12 @@ def run_pretraining(cfg: RunConfig) -> dict[str, Any]:
             f"{t.global_batch_at(0)} sequences "
             f"x {cfg.data.seq_len} tokens per step; ZeRO {t.zero_stage}, {t.precision}"
         )
+        from bloomberg_style.training import attention_report
+
+        dtype = torch.bfloat16 if t.precision == "bf16" else torch.float32
+        attention = attention_report.attention_path(model_cfg.attention_impl, dist.device, dtype)
+        trainer._log(attention_report.describe(attention))
+        metrics.event(trainer.state.step, "attention", label=attention["path"], **attention)
     try:
         summary = trainer.fit()
     finally:
