@@ -12,6 +12,10 @@ from bloomberg_style.config import ConfigError, RunConfig
 def pretrain_main(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
     from bloomberg_style.training.pretrain import DEMO_CONFIG
 
+    parser.epilog = (  # docs/troubleshooting.md#files-that-could-run-code-pickles
+        "Resuming a run unpickles DeepSpeed's optimizer states (torch.load weights_only=False): "
+        "resume only run folders you or someone you trust wrote."
+    )
     parser.add_argument("--config", default=str(DEMO_CONFIG), help="run YAML (default: the CPU demo)")
     parser.add_argument(
         "--set",
