@@ -68,7 +68,8 @@ class DataSection:
     text_field: str = "text"
     seq_len: int = 2048
     valid_fraction: float = 0.02  # share of each domain's documents held out for validation
-    cache_dir: str = ""  # megatron index cache; default: next to the shards
+    cache_dir: str = ""  # megatron index cache; default: RUN/index_cache (the run folder)
+    trust_index_cache: bool = False  # load cache .npy files that would unpickle (only caches you wrote)
 
     def validate(self) -> None:
         if not self.domains:
@@ -134,6 +135,9 @@ class TrainSection:
     log_interval: int = 5
     eval_interval: int = 300
     eval_samples: int = 0  # per domain; 0 = the whole validation split
+    # Tokens one evaluation scores, all domains together (split evenly); 0 = no cap. The same
+    # samples every time (see training/eval_budget.py). 2^24 tokens cost about one paper step.
+    eval_tokens: int = 16_777_216
     save_interval: int = 500
     keep_last: int = 3
     torch_threads: int = 0  # intra-op threads per rank on CPU; 0 = cores / ranks
@@ -169,6 +173,8 @@ class TrainSection:
             raise ConfigError(f"train.exit_at_step must be >= 0, got {self.exit_at_step}")
         if self.eval_samples < 0:
             raise ConfigError(f"train.eval_samples must be >= 0, got {self.eval_samples}")
+        if self.eval_tokens < 0:
+            raise ConfigError(f"train.eval_tokens must be >= 0 (0 = no cap), got {self.eval_tokens}")
         last = -1
         for i, entry in enumerate(self.batch_ramp):
             if len(entry) != 2 or entry[0] <= last or entry[1] < 1:
@@ -281,8 +287,12 @@ class ControllerSection:
     weights: dict[str, float] = field(default_factory=dict)  # for "total"; default: mixture weights
     patience: int = 3000  # no improvement within this many steps (or tokens) = plateau
     patience_unit: str = "steps"  # "steps" | "tokens"
-    threshold: float = 0.0  # an improvement must exceed this (absolute, nats)
-    smoothing: float = 0.0  # exponential weight of the newest eval (the paper: 0.001); 0 = none
+    threshold: float = 0.0  # flat = within this of the best smoothed value (absolute, nats)
+    # Exponential moving average of the metric: weight `smoothing` per `smoothing_unit`
+    # ("steps": the newest eval weighs 1 - (1 - smoothing) ** steps since the last eval;
+    # "evals": `smoothing` per evaluation; "tokens": per token). The paper: 0.001 per step.
+    smoothing: float = 0.0  # 0 = none
+    smoothing_unit: str = "steps"  # "steps" | "evals" | "tokens"
     actions: list[ControllerAction] = field(default_factory=paper_actions)
     stop_when_exhausted: bool = True
     scale: float = 1.0  # scripted mode: multiply every action's step (replay the paper smaller)
@@ -299,6 +309,10 @@ class ControllerSection:
             raise ConfigError(f"controller.threshold must be >= 0, got {self.threshold}")
         if not 0 <= self.smoothing < 1:
             raise ConfigError(f"controller.smoothing must be in [0, 1), got {self.smoothing}")
+        if self.smoothing_unit not in ("steps", "evals", "tokens"):
+            raise ConfigError(
+                f"controller.smoothing_unit must be steps, evals or tokens, got {self.smoothing_unit!r}"
+            )
         if not self.scale > 0:
             raise ConfigError(f"controller.scale must be > 0, got {self.scale}")
         for i, action in enumerate(self.actions):

@@ -18,7 +18,13 @@ DEMO_CONFIG = packaged("pretrain/demo.yaml")
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description="Pretrain a BLOOM model with DeepSpeed.")
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Pretrain a BLOOM model with DeepSpeed.",
+        # docs/troubleshooting.md#files-that-could-run-code-pickles
+        epilog="Resuming a run unpickles DeepSpeed's optimizer states (torch.load weights_only=False): "
+        "resume only run folders you or someone you trust wrote.",
+    )
     parser.add_argument("--config", default=str(DEMO_CONFIG), help="run YAML (default: the CPU demo)")
     parser.add_argument(
         "--set",
@@ -29,6 +35,12 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--dry-run", action="store_true", help="print the resolved config and batch arithmetic"
+    )
+    parser.add_argument(
+        "--simulate-controller",
+        metavar="CURVE.csv",
+        help="feed a validation curve (columns step,loss) through the configured controller without "
+        "training; prints one JSON decision per line",
     )
     parser.add_argument("--local_rank", type=int, default=None, help=argparse.SUPPRESS)  # set by deepspeed
     return parser
@@ -43,6 +55,9 @@ def dry_run(cfg: RunConfig) -> None:
         "config_hash": cfg.hash(),
     }
     print(json.dumps(arithmetic, indent=1))
+    from bloomberg_style.training.eval_budget import describe
+
+    print(describe(cfg))
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
@@ -52,6 +67,10 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.simulate_controller:
+        from bloomberg_style.controllers.simulate import main as simulate_main
+
+        return simulate_main(cfg, args.simulate_controller)
     if args.dry_run:
         dry_run(cfg)
         return 0

@@ -47,6 +47,8 @@ class LRController:
         self.cfg = cfg
         self.weights = dict(cfg.weights) or dict(domain_weights)
         self.detector = PlateauDetector(cfg.patience, cfg.threshold, cfg.smoothing)
+        self.last_eval: tuple[int, int] | None = None  # (step, tokens) of the previous evaluation
+        self.last_elapsed = 1.0  # smoothing units between the two evaluations before that
         self.next_action = 0
         self.best_metric = float("inf")  # raw (unsmoothed) metric of the best checkpoint
         self.best_step = -1
@@ -71,11 +73,14 @@ class LRController:
             return None
         clock = step if self.cfg.patience_unit == "steps" else tokens
         value = self.metric(valid)
-        if not self.detector.update(value, clock, step):
+        elapsed = self.smoothing_elapsed(step, tokens)
+        if not self.detector.update(value, clock, step, elapsed):
             return None
         numbers = {
             "metric": value,
             "smoothed": self.detector.smoothed,
+            "smoothing": self.cfg.smoothing,
+            "smoothing_unit": self.cfg.smoothing_unit,
             "best_smoothed": self.detector.best,
             "flat_for": clock - self.detector.since,
             "patience": self.cfg.patience,
@@ -83,9 +88,20 @@ class LRController:
             "best_step": self.best_step,
             "plateau_start_step": self.detector.since_step,
         }
-        reason = f"no improvement > {self.cfg.threshold} for {clock - self.detector.since:g} {self.cfg.patience_unit}"
+        reason = f"within {self.cfg.threshold} of the best smoothed value for {clock - self.detector.since:g} {self.cfg.patience_unit}"
         self.detector.reset(clock, step)
         return self._next(step, reason, numbers)
+
+    def smoothing_elapsed(self, step: int, tokens: int) -> float:
+        """Smoothing units since the previous evaluation: 1 per evaluation, or the steps or
+        tokens in between. After a rollback (the clock went back) the last gap is reused."""
+        previous, self.last_eval = self.last_eval, (step, tokens)
+        if self.cfg.smoothing_unit == "evals" or previous is None:
+            return 1.0
+        gap = step - previous[0] if self.cfg.smoothing_unit == "steps" else tokens - previous[1]
+        if gap > 0:
+            self.last_elapsed = float(gap)
+        return self.last_elapsed
 
     def on_step(self, step: int) -> Decision | None:
         """Scripted mode: the action whose (scaled) step is `step`, or the scripted stop."""
@@ -124,6 +140,8 @@ class LRController:
             "best_metric": self.best_metric,
             "best_step": self.best_step,
             "stopped": self.stopped,
+            "last_eval": list(self.last_eval) if self.last_eval else None,
+            "last_elapsed": self.last_elapsed,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -132,3 +150,6 @@ class LRController:
         self.best_metric = state["best_metric"]
         self.best_step = state["best_step"]
         self.stopped = state["stopped"]
+        last = state.get("last_eval")  # absent in checkpoints from before per-step smoothing
+        self.last_eval = (int(last[0]), int(last[1])) if last else None
+        self.last_elapsed = float(state.get("last_elapsed", 1.0))

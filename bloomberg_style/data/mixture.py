@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bloomberg_style.data.cache_safety import check_index_cache
 from bloomberg_style.data.shards import import_megatron_datasets, read_token_shard, shard_exists, stats_path
 
 
@@ -204,6 +205,7 @@ def build_datasets(
     valid_fraction: float | None = None,
     split: str | None = None,
     cache_dir: str | Path | None = None,
+    trust_cache: bool = False,
 ) -> MixtureDatasets:
     """Training blend and per-domain validation datasets (see the module docstring).
 
@@ -211,7 +213,9 @@ def build_datasets(
     domain is repeated for more epochs if it is too small). Give the split as
     `valid_fraction` (default 0.02) or a split string. megatron caches its
     indices in `cache_dir` (default: an `index_cache` folder next to the
-    first shard); they are built once by rank 0 and read by the others. Must
+    first shard; launch/pretrain.py puts it in the run folder); they are built
+    once by rank 0 and read by the others. A cache file numpy would unpickle is
+    refused unless `trust_cache` (data/cache_safety.py). Must
     be called on every rank when torch.distributed has several.
     """
     if seq_len < 1:
@@ -231,6 +235,10 @@ def build_datasets(
     cache = Path(cache_dir) if cache_dir is not None else Path(domains[0].prefix).parent / "index_cache"
     cache.mkdir(parents=True, exist_ok=True)
     ensure_process_group()
+    check_index_cache(cache, trust_cache)  # before megatron loads anything with allow_pickle=True
+    import torch.distributed
+
+    torch.distributed.barrier()  # every rank checked before rank 0 starts writing new indices
 
     def config(blend: tuple[list[str], list[float] | None]) -> GPTDatasetConfig:
         return GPTDatasetConfig(

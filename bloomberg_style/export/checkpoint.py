@@ -4,10 +4,11 @@ A checkpoint folder is self-describing: `trainer_state.json` holds the model con
 and DeepSpeed's files hold the weights (for ZeRO 1-3 the FP32 master copy is gathered
 from every rank's optimizer shard, so a bf16 run exports its full-precision weights).
 
-Trust: DeepSpeed's `*_model_states.pt` / `*_optim_states.pt` are pickles (they hold
-optimizer and engine objects, so `weights_only=True` cannot read them) and loading them
-can run code. Load only checkpoints your own runs wrote. Everything we hand to others
-(export_hf) is safetensors, and Hugging Face folders are read without unpickling
+Trust: DeepSpeed's `*_model_states.pt` / `*_optim_states.pt` are pickle files. Reading
+weights from them here uses `weights_only=True` with an allowlist of DeepSpeed's three
+small checkpoint classes (training/safe_load.py), so a planted file cannot run code; only
+resuming training unpickles them in full (DeepSpeed's loader). Everything we hand to
+others (export_hf) is safetensors, and Hugging Face folders are read without unpickling
 (safetensors, or `torch.load(weights_only=True)` for .bin files).
 """
 
@@ -23,6 +24,7 @@ from bloomberg_style.training.checkpoint import (
     find_resume_checkpoint,
     read_trainer_state,
 )
+from bloomberg_style.training.safe_load import load_weights_only, weights_only_loads
 
 
 def resolve_checkpoint(path: str | Path, prefer_best: bool = True) -> Path:
@@ -62,9 +64,10 @@ def load_checkpoint_state_dict(path: str | Path) -> tuple[dict, dict[str, torch.
     if any(step_dir.glob("*optim_states.pt")) and any(step_dir.glob("zero_pp_rank_*")):
         from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
-        weights = get_fp32_state_dict_from_zero_checkpoint(str(step_dir.parent), tag=step_dir.name)
+        with weights_only_loads():  # DeepSpeed's gatherer reads with weights_only=True here
+            weights = get_fp32_state_dict_from_zero_checkpoint(str(step_dir.parent), tag=step_dir.name)
     else:  # ZeRO stage 0: the module is saved whole
-        saved = torch.load(step_dir / "mp_rank_00_model_states.pt", map_location="cpu", weights_only=False)
+        saved = load_weights_only(step_dir / "mp_rank_00_model_states.pt")
         weights = {k: v.float() for k, v in saved["module"].items()}
     return state["model_config"], dict(weights)
 

@@ -134,7 +134,8 @@ def run_pretraining(cfg: RunConfig) -> dict[str, Any]:
         valid_fraction=cfg.data.valid_fraction,
         eod_id=tok.eod_id,
         vocab_size=model_cfg.vocab_size,
-        cache_dir=cfg.data.cache_dir or None,
+        cache_dir=cfg.data.cache_dir or run_dir / "index_cache",  # not beside shared shards
+        trust_cache=cfg.data.trust_index_cache,
     )
 
     ds_config = build_deepspeed_config(cfg, dist.world_size, dist.accelerator)
@@ -164,6 +165,12 @@ def run_pretraining(cfg: RunConfig) -> dict[str, Any]:
             f"{t.global_batch_at(0)} sequences "
             f"x {cfg.data.seq_len} tokens per step; ZeRO {t.zero_stage}, {t.precision}"
         )
+        from bloomberg_style.training import attention_report
+
+        dtype = torch.bfloat16 if t.precision == "bf16" else torch.float32
+        attention = attention_report.attention_path(model_cfg.attention_impl, dist.device, dtype)
+        trainer._log(attention_report.describe(attention))
+        metrics.event(trainer.state.step, "attention", label=attention["path"], **attention)
     try:
         summary = trainer.fit()
     finally:

@@ -26,12 +26,13 @@ from bloomberg_style.model.flops import achieved_tflops, detect_peak_tflops, flo
 from bloomberg_style.training import checkpoint as ckpt
 from bloomberg_style.training.data_order import DataOrder
 from bloomberg_style.training.distributed import DistInfo, all_reduce_sum, barrier
+from bloomberg_style.training.eval_budget import eval_samples_per_domain
 from bloomberg_style.training.metrics import MetricsLogger
 from bloomberg_style.training.plot import plot_losses
 from bloomberg_style.training.preemption import REQUEUE_EXIT_CODE, REQUEUE_FILE, StopRequest
 from bloomberg_style.training.schedule import WarmupCosineSchedule
 
-# Fault injection for tests and fire drills: "nan@5,spike@9,kill@4,kill_in_save@8" (1-based steps).
+# Fault injection for tests and fire drills: "nan@5,inf_grad@6,spike@9,kill@4,kill_in_save@8" (1-based steps).
 FAULTS_ENV = "BLOOMBERG_STYLE_INJECT"
 
 
@@ -165,9 +166,13 @@ class Trainer:
 
     def _inject(self, step: int, loss: torch.Tensor) -> torch.Tensor:
         """Fire drills fire once per process (a spike's data is skipped after the rollback)."""
-        kind = self.injected.pop(step, None) if self.injected.get(step) in ("nan", "spike") else None
+        kind = (
+            self.injected.pop(step, None) if self.injected.get(step) in ("nan", "spike", "inf_grad") else None
+        )
         if kind == "nan":
             return loss * float("nan")
+        if kind == "inf_grad":  # a finite loss whose backward is not: every gradient inf/NaN
+            return _InfGradient.apply(loss)
         if kind == "spike":
             return loss * 30.0
         return loss
@@ -200,14 +205,12 @@ class Trainer:
     # ---- evaluation ------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        """Mean loss per validation token, per domain, over the whole split (or eval_samples)."""
+        """Mean loss per validation token, per domain, over the split (capped: eval_budget.py)."""
         self.engine.eval()
         results = {}
         mb = self.cfg.train.micro_batch_size
         for name, dataset in self.valid_datasets.items():
-            n = len(dataset)
-            if self.cfg.train.eval_samples:
-                n = min(n, self.cfg.train.eval_samples)
+            n = eval_samples_per_domain(self.cfg, len(dataset), len(self.valid_datasets))
             mine = list(range(self.dist.rank, n, self.dist.world_size))
             loss_sum, tokens = 0.0, 0.0
             # Every rank runs the same number of forward passes (ZeRO-3 gathers collectively).
@@ -538,13 +541,25 @@ class _Shape:
     hidden_size: int
 
 
+class _InfGradient(torch.autograd.Function):
+    """Fire drill: the identity forward, an infinite gradient backward (overflow, finite loss)."""
+
+    @staticmethod
+    def forward(ctx, loss: torch.Tensor) -> torch.Tensor:
+        return loss.clone()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return grad * float("inf")
+
+
 def _parse_faults(spec: str) -> dict[int, str]:
     faults = {}
     for item in filter(None, (s.strip() for s in spec.split(","))):
         kind, _, step = item.partition("@")
-        if kind not in ("nan", "spike", "kill", "kill_in_save") or not step.isdigit():
+        if kind not in ("nan", "inf_grad", "spike", "kill", "kill_in_save") or not step.isdigit():
             raise ValueError(
-                f"{FAULTS_ENV}: cannot read {item!r}; expected nan@, spike@, kill@ or kill_in_save@STEP"
+                f"{FAULTS_ENV}: cannot read {item!r}; expected nan@, inf_grad@, spike@, kill@ or kill_in_save@STEP"
             )
         faults[int(step)] = kind
     return faults
