@@ -32,7 +32,7 @@ setup(
         "pyarrow>=14",
         "peft>=0.10,<1",  # LoRA stages
         "transformers>=4.44,<6",  # the Hugging Face bridge, tokenizer export, lm-eval, HF SFT bases
-        "bm25s>=0.2.6,<0.4",  # knowledge retrieval in chat (BM25)
+        "bm25s>=0.3,<0.4",  # knowledge retrieval in chat (BM25)
     ],
     extras_require={
         "dev": [
