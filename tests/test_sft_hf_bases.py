@@ -215,3 +215,76 @@ def test_qlora_refused_without_cuda_before_loading(tmp_path):
     (folder / "config.json").write_text(json.dumps({"model_type": "llama"}))  # no weights: never read
     with pytest.raises(QLoraUnavailable, match="CUDA"):
         load_hf_base(folder, load_in_4bit=True)
+
+
+def _qa_rows(tok, n: int, offset: int = 0, style: int = 1):
+    from bloomberg_style.sft.collate import row_arrays
+
+    facts = ["fever", "cough", "rest", "fluids", "dividend", "price", "contract", "offer"]
+    rows = []
+    for i in range(offset, offset + n):
+        a, b = facts[i % len(facts)], facts[(i * 3 + 1) % len(facts)]
+        reply = f"{a} and {b} help." if style == 1 else f"Thank you, {b}, goodbye."
+        turns = [Turn("user", f"Hello! {a}?"), Turn("assistant", reply)]
+        enc = encode_conversation(turns, tok, _template_for(tok))
+        rows.append(row_arrays(enc.ids, enc.targets))
+    return rows
+
+
+@pytest.mark.slow
+def test_deepspeed_engine_chains_full_then_lora_on_a_hf_base(tiny_hf_base_factory, tmp_path):
+    """The stage trainer's seam, driven by hand: HFCausalLM in a real DeepSpeed engine (one
+    gloo rank, ZeRO-2) trains on our collate rows, full then LoRA; held-out loss falls in
+    both, and the exported merged model scores what the engine scored."""
+    import deepspeed
+
+    from bloomberg_style.model import param_groups
+    from bloomberg_style.sft.collate import pad_rows
+    from bloomberg_style.sft.evaluate import heldout_loss
+    from bloomberg_style.sft.hf_base import save_hf_model, shape_config
+    from bloomberg_style.sft.lora import adapter_state, load_adapter_state
+    from bloomberg_style.training.distributed import init_distributed
+
+    init_distributed(torch.get_num_threads())
+    folder = tiny_hf_base_factory("llama")
+    tok = load_tokenizer(folder)
+    train, valid = _qa_rows(tok, 16), _qa_rows(tok, 4, offset=16)
+    assert shape_config(load_model(folder).config)["num_layers"] == 2
+
+    def run(model, lr: float, train, valid, steps: int = 20):
+        config = {
+            "train_batch_size": 4,
+            "train_micro_batch_size_per_gpu": 4,
+            "optimizer": {"type": "AdamW", "params": {"lr": lr, "torch_adam": True}},
+            "zero_optimization": {"stage": 2},
+        }
+        engine, *_ = deepspeed.initialize(
+            model=model, model_parameters=param_groups(model, 0.0), config=config
+        )
+        before = heldout_loss(engine.module, valid, tok.pad_id)
+        for step in range(steps):
+            engine.train()
+            batch = pad_rows([train[(step * 4 + j) % len(train)] for j in range(4)], tok.pad_id)
+            loss = engine(batch["tokens"], labels=batch["labels"], loss_mask=batch["loss_mask"])
+            engine.backward(loss)
+            engine.step()
+        return engine, before, heldout_loss(engine.module, valid, tok.pad_id)
+
+    engine, before, after = run(load_model(folder), 3e-3, train, valid)
+    print(f"stage 1 (full): held-out loss {before:.3f} -> {after:.3f}")
+    assert after < before - 0.5, (before, after)
+    stage1 = save_hf_model(engine.module.hf, tok, tmp_path / "full")
+
+    lora_model = apply_lora(load_model(stage1), LoraSpec(rank=4, alpha=8, dropout=0.0))
+    trainable = {n for n, p in lora_model.named_parameters() if p.requires_grad}
+    assert trainable and all(".lora_" in n for n in trainable)
+    # Stage 2 learns a new reply style; it starts from stage 1's weights.
+    train, valid2 = _qa_rows(tok, 16, style=2), _qa_rows(tok, 4, offset=16, style=2)
+    assert heldout_loss(load_model(stage1), valid, tok.pad_id) == pytest.approx(after, rel=1e-4)
+    engine, before2, after2 = run(lora_model, 2e-2, train, valid2)
+    print(f"stage 2 (LoRA): held-out loss {before2:.3f} -> {after2:.3f}")
+    assert after2 < before2 - 0.2, (before2, after2)
+    fresh = apply_lora(load_model(stage1), LoraSpec(rank=4, alpha=8, dropout=0.0))
+    load_adapter_state(fresh, adapter_state(engine.module.state_dict()))
+    exported = export_merged_hf(fresh, tok, tmp_path / "lora")
+    assert heldout_loss(load_model(exported), valid2, tok.pad_id) == pytest.approx(after2, rel=1e-4)

@@ -184,6 +184,17 @@ class HFCausalLM(torch.nn.Module):
         super().__init__()
         self.hf = hf_model
 
+    @property
+    def config(self):
+        """transformers' config (vocab_size, to_dict() ...) of the wrapped model."""
+        return self.hf.config
+
+    def set_activation_checkpointing(self, enabled: bool) -> None:
+        if enabled:
+            self.hf.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        elif getattr(self.hf, "is_gradient_checkpointing", False):
+            self.hf.gradient_checkpointing_disable()
+
     def forward(
         self,
         tokens: torch.Tensor,
@@ -217,3 +228,21 @@ def hf_model_of(model: torch.nn.Module) -> torch.nn.Module | None:
     if base is not None and isinstance(getattr(base, "model", None), PreTrainedModel):
         return model
     return None
+
+
+def shape_config(hf_config) -> dict:
+    """A HF config in the keys our trainer's checkpoint metadata and FLOP count read
+    (vocab_size, hidden_size, num_layers, num_heads, dropouts, seq_length)."""
+    get = lambda *names, default=0: next(  # noqa: E731
+        (getattr(hf_config, n) for n in names if getattr(hf_config, n, None) is not None), default
+    )
+    return {
+        "model_type": hf_config.model_type,
+        "vocab_size": int(get("vocab_size")),
+        "hidden_size": int(get("hidden_size", "n_embd", "d_model")),
+        "num_layers": int(get("num_hidden_layers", "n_layer", "num_layers")),
+        "num_heads": int(get("num_attention_heads", "n_head")),
+        "seq_length": int(get("max_position_embeddings", "seq_length", "n_positions")),
+        "attention_dropout": float(get("attention_dropout", "attn_pdrop", default=0.0)),
+        "hidden_dropout": float(get("hidden_dropout", "resid_pdrop", default=0.0)),
+    }

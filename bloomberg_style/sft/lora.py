@@ -68,9 +68,17 @@ def resolve_lora_targets(model: torch.nn.Module, requested: list[str] | None) ->
 def apply_lora(model: torch.nn.Module, spec: LoraSpec, targets: list[str] | None = None):
     """Wrap `model` in a peft LoRA model: base frozen, adapters trainable.
 
-    `targets` overrides spec.target_modules; ["auto"] picks the family's default.
+    `targets` overrides spec.target_modules; ["auto"] picks the family's default. A HF base
+    behind our call (hf_base.HFCausalLM) keeps that call: the transformers model inside it
+    is wrapped, and the HFCausalLM is returned.
     """
     from peft import LoraConfig, get_peft_model
+
+    from .hf_base import HFCausalLM
+
+    if isinstance(model, HFCausalLM):
+        model.hf = apply_lora(model.hf, spec, targets)
+        return model
 
     config = LoraConfig(
         r=spec.rank,
@@ -114,7 +122,18 @@ def load_adapter_state(peft_model, adapter: dict[str, torch.Tensor]) -> None:
 
 def merge(peft_model) -> torch.nn.Module:
     """W <- W + (alpha / r) B A in every target; returns the plain base model."""
+    from .hf_base import HFCausalLM
+
+    if isinstance(peft_model, HFCausalLM):
+        return HFCausalLM(peft_model.hf.merge_and_unload())
     return peft_model.merge_and_unload()
+
+
+def peft_of(model):
+    """The peft model itself (inside an HFCausalLM for a HF base)."""
+    from .hf_base import HFCausalLM
+
+    return model.hf if isinstance(model, HFCausalLM) else model
 
 
 def save_adapter(peft_model, out_dir: Path, base_path: str) -> None:
@@ -126,6 +145,7 @@ def save_adapter(peft_model, out_dir: Path, base_path: str) -> None:
     from peft import get_peft_model_state_dict
     from safetensors.torch import save_file
 
+    peft_model = peft_of(peft_model)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     config = peft_model.peft_config["default"]
@@ -140,7 +160,7 @@ def export_merged_hf(peft_model, tokenizer, out_dir: Path) -> Path:
     """Merge the adapters of a LoRA-wrapped HF base and write a HF folder load_hf_base reads."""
     from .hf_base import save_hf_model
 
-    return save_hf_model(merge(peft_model), tokenizer, out_dir)
+    return save_hf_model(merge(peft_of(peft_model)), tokenizer, out_dir)
 
 
 def load_adapter(base_model: torch.nn.Module, adapter_dir: str | Path):
