@@ -70,6 +70,9 @@ def test_model_keywords_used_when_usable_else_lexical(kb_file):
     # Gibberish from the model (no term the knowledge base knows): the question's own words.
     found = Retriever(kb, top_k=2, ask_model=model_says("qqq zzkx"))("burning pain after meals")
     assert found.keyword_source == "lexical" and found.passages[0][0].id == "gerd"
+    # One known word among noise is still noise.
+    found_noise = Retriever(kb, top_k=2, ask_model=model_says("neece, rest, gent, contrac"))("itchy rash")
+    assert found_noise.keyword_source == "lexical" and found_noise.passages[0][0].id == "derm"
     prompt = found.prompt()
     assert "[gerd] Reflux:" in prompt and prompt.endswith("Question: burning pain after meals")
     assert "[gerd] Reflux" in found.shown()

@@ -5,7 +5,7 @@ retrieve passages from a knowledge base, and the passages go into the prompt.
 ChatDoctor matched terms against a disease database and Wikipedia; here the matching is
 BM25 (Robertson & Zaragoza 2009) by the `bm25s` library over a JSONL knowledge base, one
 record a line: {"id": ..., "title": ..., "text": ...}. A model's keywords are used when at
-least one of them occurs in the knowledge base; otherwise (a small or untuned model says
+least half of them occur in the knowledge base; otherwise (a small or untuned model says
 nothing usable) the question's own content words are the query (the lexical fallback).
 Terms are lower-cased words of letters/digits and single CJK characters (Chinese has no
 spaces), English stopwords (bm25s' extended list) dropped.
@@ -183,7 +183,7 @@ class Retriever:
     def keywords(self, question: str) -> tuple[list[str], str]:
         if self.ask_model is not None:
             said = parse_keywords(self.ask_model(KEYWORD_PROMPT.replace("{question}", question)))
-            if self.kb.known(said):
+            if said and 2 * len(self.kb.known(said)) >= len(said):  # mostly real terms, not noise
                 return said, "model"
         return terms(question), "lexical"
 
