@@ -36,7 +36,8 @@ setup(
         "safetensors>=0.4,<1",
         "pyarrow>=14",
         "peft>=0.10,<1",  # LoRA stages
-        "transformers>=4.44,<6",  # the Hugging Face bridge, tokenizer export, lm-eval
+        "transformers>=4.44,<6",  # the Hugging Face bridge, tokenizer export, lm-eval, HF SFT bases
+        "bm25s>=0.3,<0.4",  # knowledge retrieval in chat (BM25)
     ],
     extras_require={
         "dev": [

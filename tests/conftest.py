@@ -107,3 +107,110 @@ def run_launcher(args: list[str], ranks: int = 1, timeout: int = 300, env: dict 
             f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
         )
     return proc
+
+
+# ---- tiny Hugging Face bases (issue 15; f-sft): built from config classes, random weights ----
+# A byte-level BPE tokenizer trained here and wrapped as PreTrainedTokenizerFast. Nothing is
+# downloaded. The three families differ where it matters: ChatML template (qwen2), a
+# [INST] template with a BOS token (llama), and no chat template and no pad token (glm).
+
+HF_TINY_FAMILIES = ("llama", "qwen2", "glm")
+
+CHATML_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+INST_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}"
+    "{% if m['role'] == 'system' %}<<SYS>>{{ m['content'] }}<</SYS>>"
+    "{% elif m['role'] == 'user' %}[INST] {{ m['content'] }} [/INST]"
+    "{% else %} {{ m['content'] }}{{ eos_token }}{% endif %}{% endfor %}"
+)
+HF_TINY_TEXT = [
+    "The patient has a fever and a cough. Rest and fluids help.",
+    "Dividend yield is the annual dividend divided by the share price.",
+    "A contract needs an offer, acceptance and consideration.",
+    "Influenza spreads by droplets; vaccination lowers the risk.",
+    "Hello! How can I help you today? Thank you, goodbye.",
+] * 4
+
+
+def build_tiny_hf_tokenizer(family: str):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<|endoftext|>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"]
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )  # fmt: skip
+    backend.train_from_iterator(HF_TINY_TEXT, trainer)
+    if family == "qwen2":
+        tok = PreTrainedTokenizerFast(
+            tokenizer_object=backend, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+            additional_special_tokens=["<|im_start|>"],
+        )  # fmt: skip
+        tok.chat_template = CHATML_TEMPLATE
+    elif family == "llama":
+        tok = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>")
+        tok.chat_template = INST_TEMPLATE
+    else:  # no chat template, no pad token: our templates and pad = eos
+        tok = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<|endoftext|>")
+    return tok
+
+
+def build_tiny_hf_model(family: str, vocab_size: int):
+    import torch
+    import transformers
+
+    small = dict(
+        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+        pad_token_id=None, bos_token_id=None, eos_token_id=None,
+    )  # fmt: skip
+    config_class, model_class = {
+        "llama": (transformers.LlamaConfig, transformers.LlamaForCausalLM),
+        "qwen2": (transformers.Qwen2Config, transformers.Qwen2ForCausalLM),
+        "glm": (transformers.GlmConfig, transformers.GlmForCausalLM),
+    }[family]
+    extra = {"head_dim": 8} if family == "glm" else {}
+    torch.manual_seed(0)
+    return model_class(config_class(**small, **extra)).eval()
+
+
+def save_tiny_hf_base(family: str, folder):
+    """A HF folder (config.json, safetensors, tokenizer files) of a tiny `family` model."""
+    tok = build_tiny_hf_tokenizer(family)
+    model = build_tiny_hf_model(family, len(tok))
+    model.config.eos_token_id = tok.eos_token_id
+    model.config.pad_token_id = tok.pad_token_id
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.save_pretrained(str(folder))
+    tok.save_pretrained(str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session", params=HF_TINY_FAMILIES)
+def tiny_hf_base(request, tmp_path_factory):
+    """(family, folder) of a saved tiny HF base, once per family and session."""
+    family = request.param
+    return family, save_tiny_hf_base(family, tmp_path_factory.mktemp(f"hf-{family}"))
+
+
+@pytest.fixture(scope="session")
+def tiny_hf_base_factory(tmp_path_factory):
+    """family -> folder of a saved tiny HF base (cached per session)."""
+    made: dict = {}
+
+    def make(family: str):
+        if family not in made:
+            made[family] = save_tiny_hf_base(family, tmp_path_factory.mktemp(f"hf-{family}"))
+        return made[family]
+
+    return make
+
+
+# ---- end of tiny Hugging Face bases (f-sft) ----

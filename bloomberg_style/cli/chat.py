@@ -36,20 +36,29 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument("--prompt", default=None, help="answer this one message and exit (for scripts)")
     add_flags(parser, SamplingConfig, SAMPLING_HELP)  # the sampling flags are SamplingConfig's fields
     parser.add_argument("--no-stream", action="store_true", help="print each answer whole")
+    parser.add_argument(
+        "--knowledge", default="", help="JSONL knowledge base (id, title, text) to retrieve from"
+    )
+    parser.add_argument(
+        "--trust-remote-code", action="store_true", help="run a HF base folder's own model code (auto_map)"
+    )
     args = parser.parse_args(argv)
 
-    from bloomberg_style.sft.chat import ChatSession, template_for_model
+    from bloomberg_style.sft.chat import ChatSession, knowledge_retriever, show_retrieval, template_for_model
     from bloomberg_style.sft.model_io import load_model, load_tokenizer, tokenizer_dir
 
     try:
         sampling = from_flags(SamplingConfig, args).validate()
-        template = template_for_model(args.model, args.template, args.recipe, args.stage)
-        tok = load_tokenizer(args.tokenizer or tokenizer_dir(args.model))
-        model = load_model(args.model)
+        tok = load_tokenizer(args.tokenizer or tokenizer_dir(args.model), args.trust_remote_code)
+        template = template_for_model(args.model, args.template, args.recipe, args.stage, tok=tok)
+        retriever = knowledge_retriever(args.knowledge) if args.knowledge else None
+        model = load_model(args.model, trust_remote_code=args.trust_remote_code)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    session = ChatSession(model, tok, template, sampling, system=args.system)
+    session = ChatSession(
+        model, tok, template, sampling, system=args.system, retriever=retriever, on_retrieval=show_retrieval
+    )
 
     def stream(piece: str) -> None:
         print(piece, end="", flush=True)
@@ -59,7 +68,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         text = session.reply(args.prompt, on_text=on_text)
         print(text if args.no_stream else "", flush=True)
         return 0
-    print(f"template {template.name}; /reset clears the history, /quit (or Ctrl-D) leaves", file=sys.stderr)
+    name = template.name if template else "the tokenizer's chat template"
+    print(f"template {name}; /reset clears the history, /quit (or Ctrl-D) leaves", file=sys.stderr)
     while True:
         try:
             message = input("you> ").strip()

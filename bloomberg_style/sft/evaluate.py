@@ -22,7 +22,7 @@ import torch
 from .collate import pad_rows, prompt_ids
 from .formats import Example
 from .generate import SamplingConfig, generate_text
-from .templates import Template
+from .templates import USER, Template, Turn
 
 # Words of letters/digits; each CJK character on its own (Chinese has no spaces).
 _TOKEN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|[^\W_]+", re.UNICODE)
@@ -62,17 +62,41 @@ def heldout_loss(model: torch.nn.Module, rows: list[dict], pad_id: int, batch_si
 
 
 def generate_answers(
-    model: torch.nn.Module, tok, template: Template, examples: list[Example], sampling: SamplingConfig
+    model: torch.nn.Module,
+    tok,
+    template: Template | None,
+    examples: list[Example],
+    sampling: SamplingConfig,
+    retriever=None,
 ) -> list[dict[str, str]]:
-    """Answer each example's last user turn; returns prompt, reference and generated text."""
+    """Answer each example's last user turn; returns prompt, reference and generated text.
+
+    Our BLOOM samples with its own loop, a HF base through transformers' generate (KV
+    cache); template None is a HF tokenizer's own chat template. With a retriever
+    (eval.knowledge) the question is answered with its retrieved passages in the prompt,
+    and their ids are reported.
+    """
     out = []
     for ex in examples:
-        ids, reference = prompt_ids(ex, template, tok)
-        generated = generate_text(model, tok, ids, sampling)
         question = ex.turns[-2].content
         if ex.context and len(ex.turns) == 2:
             question += "\n" + ex.context
-        out.append({"prompt": question, "reference": reference, "generated": generated})
+        record: dict = {"prompt": question}
+        turns = list(ex.turns[:-1])
+        if retriever is not None:
+            found = retriever(turns[-1].content)
+            turns[-1] = Turn(USER, found.prompt())
+            record["retrieved"] = [p.id for p, _ in found.passages]
+        if template is None or hasattr(tok, "hf"):  # a HF base's tokenizer
+            from .chat_masks import encode_prompt
+
+            ids = encode_prompt(turns, tok, template, system=ex.system, context=ex.context)
+        else:
+            asked = Example([*turns, ex.turns[-1]], ex.context, ex.system, ex.source) if retriever else ex
+            ids, _ = prompt_ids(asked, template, tok)
+        record["reference"] = ex.turns[-1].content
+        record["generated"] = generate_text(model, tok, ids, sampling)
+        out.append(record)
     return out
 
 

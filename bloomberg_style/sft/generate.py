@@ -1,7 +1,9 @@
 """Sampling from the model: temperature, top-k, top-p (nucleus), a stop token, streaming.
 
-No KV cache: every new token re-reads the whole context (fine for the CPU-scale models
-this runs on in tests and demos; ALiBi needs no position table, so any length works).
+Our BLOOM: no KV cache yet, every new token re-reads the whole context (fine for the
+CPU-scale models this runs on in tests and demos; ALiBi needs no position table, so any
+length works). A Hugging Face base generates through transformers' `generate` with its
+KV cache on (hf_generate_ids); generate_text picks the path from the model.
 """
 
 from __future__ import annotations
@@ -112,13 +114,105 @@ class TextStream:
         return piece
 
 
+@torch.no_grad()
+def hf_generate_ids(
+    model: torch.nn.Module,
+    prompt: list[int],
+    cfg: SamplingConfig,
+    stop_ids: tuple[int, ...] = (),
+    vocab_limit: int = 0,
+    use_cache: bool = True,
+    on_token=None,
+) -> list[int]:
+    """New token ids from a transformers (or peft) causal LM's `generate`, the stop id dropped.
+
+    The same sampling as generate_ids (temperature, top-k, top-p; 0 = greedy); the model's
+    own generation_config.eos_token_id stops it too. A seed seeds torch's global generator,
+    which transformers samples from. `on_token(id)` is called as each token is produced.
+    """
+    from transformers import LogitsProcessor, LogitsProcessorList
+    from transformers.generation.streamers import BaseStreamer
+
+    cfg.validate()
+    if not prompt:
+        raise ValueError("the prompt is empty")
+    ids = prompt[-cfg.max_context :] if cfg.max_context else list(prompt)
+    device = next(model.parameters()).device
+    input_ids = torch.tensor([ids], device=device)
+    own_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    own_eos = [own_eos] if isinstance(own_eos, int) else list(own_eos or [])
+    stops = sorted({*stop_ids, *own_eos})
+
+    class _Limit(LogitsProcessor):  # padding rows of the embedding the tokenizer lacks
+        def __call__(self, input_ids, scores):
+            scores[:, vocab_limit:] = float("-inf")
+            return scores
+
+    class _Tokens(BaseStreamer):
+        def __init__(self):
+            self.first = True
+
+        def put(self, value):
+            if self.first:  # generate hands the prompt over first
+                self.first = False
+                return
+            for t in value.flatten().tolist():
+                if t not in stops and on_token:
+                    on_token(int(t))
+
+        def end(self):
+            pass
+
+    sampling = {}
+    if cfg.temperature > 0:
+        if cfg.seed is not None:
+            torch.manual_seed(cfg.seed)
+        sampling = dict(do_sample=True, temperature=cfg.temperature, top_k=cfg.top_k or None, top_p=cfg.top_p)
+    else:
+        sampling = dict(do_sample=False, temperature=None, top_k=None, top_p=None)
+    processors = LogitsProcessorList([_Limit()]) if vocab_limit and vocab_limit < _vocab(model) else None
+    out = model.generate(
+        input_ids=input_ids,
+        attention_mask=torch.ones_like(input_ids),
+        max_new_tokens=cfg.max_new_tokens,
+        eos_token_id=stops or None,
+        pad_token_id=stops[0] if stops else None,
+        use_cache=use_cache,
+        logits_processor=processors,
+        streamer=_Tokens() if on_token else None,
+        **sampling,
+    )
+    new = out[0, input_ids.shape[1] :].tolist()
+    for i, t in enumerate(new):
+        if t in stops:
+            return new[:i]
+    return new
+
+
+def _vocab(model: torch.nn.Module) -> int:
+    return int(model.get_output_embeddings().weight.shape[0])
+
+
 def generate_text(model, tok, prompt: list[int], cfg: SamplingConfig, on_text=None) -> str:
-    """The reply as text; `on_text(piece)` is called as pieces become printable (streaming)."""
+    """The reply as text; `on_text(piece)` is called as pieces become printable (streaming).
+
+    Our BLOOM samples with generate_ids; a HF base with transformers' generate (KV cache).
+    """
+    from .hf_base import hf_model_of
+
     stream = TextStream(tok)
-    for token in generate_ids(model, prompt, cfg, stop_ids=(tok.eod_id,), vocab_limit=tok.vocab_size):
+
+    def push(token: int) -> None:
         piece = stream.push(token)
         if piece and on_text:
             on_text(piece)
+
+    hf = hf_model_of(model)
+    if hf is not None:
+        hf_generate_ids(hf, prompt, cfg, stop_ids=(tok.eod_id,), vocab_limit=tok.vocab_size, on_token=push)
+    else:
+        for token in generate_ids(model, prompt, cfg, stop_ids=(tok.eod_id,), vocab_limit=tok.vocab_size):
+            push(token)
     tail = stream.flush()
     if tail and on_text:
         on_text(tail)

@@ -1,7 +1,7 @@
 """SFT recipes: a base model, then stages, each tuning the result of the one before.
 
     name: chatdoctor
-    base: runs/my-run              # our run/checkpoint folder or a HF BloomForCausalLM folder
+    base: runs/my-run              # our run/checkpoint folder or any local HF causal-LM folder
     output_dir: runs/sft/chatdoctor
     template: alpaca
     defaults: {lr: 2.0e-5, epochs: 3, data: {max_length: 512}}   # merged into every stage
@@ -30,6 +30,7 @@ import yaml
 from bloomberg_style.config import ConfigError, LoggingSection, OptimSection, TrainSection, apply_override
 from bloomberg_style.configlib import coerce, dotted_parts, load_yaml
 
+from .prompt_tuning import PrefixSpec
 from .templates import Template, get_template, template_from_dict
 
 LORA_TARGETS = ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"]
@@ -59,7 +60,8 @@ class LoraSpec:
     rank: int = 8
     alpha: float = 16.0
     dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: list(LORA_TARGETS))
+    # "auto": our BLOOM's four linear layers, or peft's default for a HF base's family
+    target_modules: list[str] = field(default_factory=lambda: ["auto"])
     merge: bool = True  # write the merged model (HF folder); the adapter is saved either way
 
 
@@ -74,6 +76,7 @@ class EvalSpec:
     bertscore_model: str = ""  # local folder of an encoder (e.g. roberta-large); never downloaded
     bertscore_layer: int = -1  # hidden layer whose embeddings are matched
     samples: int = 3  # example generations written to the report
+    knowledge: str = ""  # JSONL knowledge base (id, title, text): answer with retrieved passages
 
 
 # Stage keys that are pretraining's OptimSection / TrainSection fields: the same names, types
@@ -117,8 +120,9 @@ class StageKeys:
     name: str = ""
     data: DataSpec = field(default_factory=DataSpec)
     template: str = ""  # default: the recipe's template
-    method: str = "full"  # full | lora
+    method: str = "full"  # full | lora | qlora (4-bit base, CUDA) | ptuning (P-tuning v2, HF bases)
     lora: LoraSpec = field(default_factory=LoraSpec)
+    ptuning: PrefixSpec = field(default_factory=PrefixSpec)
     epochs: float = 3.0
     max_steps: int = 0  # 0 = from epochs
     schedule: str = "cosine"  # cosine | linear | constant (after linear warm-up)
@@ -154,7 +158,8 @@ class DemoDataSpec:
 @dataclass
 class Recipe:
     name: str = ""
-    base: str = ""  # our run/checkpoint folder or a HF BloomForCausalLM folder
+    base: str = ""  # our run/checkpoint folder or any local HF causal-LM folder
+    trust_remote_code: bool = False  # a HF base with its own model code (auto_map): runs that code
     base_hint: str = ""  # shown when the base is missing (e.g. how to make it)
     tokenizer: str = ""  # default: the base's tokenizer
     output_dir: str = "runs/sft"
@@ -312,11 +317,27 @@ def validate_recipe(r: Recipe) -> Recipe:
         out = str(r.stage_dir(s))
         need(out not in seen_dirs, p + ("output",), f"output folder {out} is used by two stages")
         seen_dirs.add(out)
-        _validate_stage(s, p, custom, need)
+        _validate_stage(s, p, custom, need, hf_base=_is_hf_base(r.base))
     return r
 
 
-def _validate_stage(s: StageSpec, p: tuple, custom: dict[str, Template], need) -> None:
+METHODS = ("full", "lora", "qlora", "ptuning")
+
+
+def _is_hf_base(base: str) -> bool:
+    """An existing HF folder that is not our BLOOM (its layer names are not ours)."""
+    path = Path(base)
+    if not (path / "config.json").is_file():
+        return False
+    from .hf_base import HFBaseError, is_our_bloom
+
+    try:
+        return not is_our_bloom(path)
+    except HFBaseError:
+        return False
+
+
+def _validate_stage(s: StageSpec, p: tuple, custom: dict[str, Template], need, hf_base: bool = False) -> None:
     d = s.data
     need(bool(d.train), p + ("data", "train"), "list the training files (files, folders or globs)")
     need(
@@ -347,17 +368,28 @@ def _validate_stage(s: StageSpec, p: tuple, custom: dict[str, Template], need) -
             get_template(s.template, custom)
         except ValueError as exc:
             raise _FieldError(p + ("template",), str(exc)) from None
-    need(s.method in ("full", "lora"), p + ("method",), f"must be full or lora, got {s.method!r}")
-    if s.method == "lora":
+    need(
+        s.method in METHODS,
+        p + ("method",),
+        f"must be one of {', '.join(METHODS)}, got {s.method!r}",
+    )
+    if s.method == "ptuning":
+        need(
+            s.ptuning.num_virtual_tokens >= 1,
+            p + ("ptuning", "num_virtual_tokens"),
+            f"must be >= 1, got {s.ptuning.num_virtual_tokens}",
+        )
+    if s.method in ("lora", "qlora"):
         lo = s.lora
         need(lo.rank >= 1, p + ("lora", "rank"), f"must be >= 1, got {lo.rank}")
         need(lo.alpha > 0, p + ("lora", "alpha"), f"must be > 0, got {lo.alpha}")
         need(0.0 <= lo.dropout < 1.0, p + ("lora", "dropout"), f"must be in [0, 1), got {lo.dropout}")
         bad = [m for m in lo.target_modules if m not in LORA_TARGETS]
         need(
-            bool(lo.target_modules) and not bad,
+            bool(lo.target_modules) and (not bad or lo.target_modules == ["auto"] or hf_base),
             p + ("lora", "target_modules"),
-            f"choose from {LORA_TARGETS} (the model's linear layers), got {lo.target_modules}",
+            f"choose from {LORA_TARGETS} (the model's linear layers) or auto, got {lo.target_modules} "
+            "(a HF base's own layer names are checked against the model when it loads)",
         )
         need(
             s.zero_stage <= 2,
