@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
-from bloomberg_style.model.ladder import main  # noqa: E402
+from bloomberg_style.sizing.ladder import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

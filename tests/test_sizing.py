@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bloomberg_style.model.flops import flops_per_token
+from bloomberg_style.sizing.flops import flops_per_token
 from bloomberg_style.sizing import (
     EPOCH,
     HOFFMANN,

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from bloomberg_style.config import RunConfig
 from bloomberg_style.controllers import Decision, LRController, SpikeMonitor
-from bloomberg_style.model.flops import achieved_tflops, detect_peak_tflops, flops_per_token
+from bloomberg_style.sizing.flops import achieved_tflops, detect_peak_tflops, flops_per_token
 from bloomberg_style.training import checkpoint as ckpt
 from bloomberg_style.training.data_order import DataOrder
 from bloomberg_style.training.distributed import DistInfo, all_reduce_sum, barrier
