@@ -292,8 +292,8 @@ def test_shipped_task_files_are_the_generators_output(tmp_path):
 
 def test_evaluate_a_hugging_face_folder(small_data, tok, model, tmp_path):
     """Export -> evaluate on a shard, raw text and a task; results.json and results.md written."""
+    from bloomberg_style.artifacts.hf import save_hf_folder
     from bloomberg_style.evaluation.run import EvaluationError, run_evaluation
-    from bloomberg_style.export.hf import save_hf_folder
 
     hf = save_hf_folder(model, tmp_path / "hf", eos_token_id=tok.eod_id)
     tok.save(hf)

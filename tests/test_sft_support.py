@@ -21,7 +21,7 @@ def make_tiny_base(out: Path, tokenizer_dir: Path, seed: int = 0) -> Path:
     """A random tiny BloomForCausalLM saved as a HF folder with the tokenizer beside it."""
     import torch
 
-    from bloomberg_style.export.hf import save_hf_folder
+    from bloomberg_style.artifacts.hf import save_hf_folder
     from bloomberg_style.model import BloomForCausalLM, ModelConfig
 
     torch.manual_seed(seed)

@@ -263,16 +263,6 @@ class BloomForCausalLM(nn.Module):
         """Unique parameters (the tied head counted once); full sizes under ZeRO-3 too."""
         return sum(getattr(p, "ds_numel", p.numel()) for p in self.parameters())
 
-    # ---- loading -------------------------------------------------------------------------
-
-    @classmethod
-    def from_pretrained(cls, path: str | Path, dtype: torch.dtype | None = None) -> BloomForCausalLM:
-        """Load, in eval mode: a Hugging Face BLOOM folder (config.json + safetensors or .bin),
-        or one of our checkpoints (a run folder, its checkpoints/ folder or one step folder)."""
-        from ..export.checkpoint import load_pretrained
-
-        return load_pretrained(path, dtype=dtype)
-
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """AdamW groups: decay every weight matrix (embedding/LM head included, as Megatron

@@ -31,7 +31,7 @@ def read_report(out_dir: Path) -> dict:
 
 def check_base(recipe: Recipe, base: str) -> None:
     """The base must be a model we can load; the recipe's hint says how to make it."""
-    from .model_io import model_kind
+    from bloomberg_style.artifacts import model_kind
 
     try:
         model_kind(base)

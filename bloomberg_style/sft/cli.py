@@ -96,7 +96,7 @@ def chat_main(argv: list[str] | None = None) -> int:
 
     from .chat import ChatSession, template_for_model
     from .generate import SamplingConfig
-    from .model_io import load_model, load_tokenizer, tokenizer_dir
+    from bloomberg_style.artifacts import load_model, load_tokenizer, tokenizer_dir
 
     try:
         sampling = SamplingConfig(

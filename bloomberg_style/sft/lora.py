@@ -12,10 +12,23 @@ from pathlib import Path
 
 import torch
 
+from bloomberg_style.artifacts.adapter import load_adapter, merge
+from bloomberg_style.artifacts.layout import ADAPTER_CONFIG, ADAPTER_WEIGHTS
+
 from .recipe import LoraSpec
 
-ADAPTER_CONFIG = "adapter_config.json"
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
+__all__ = [
+    "ADAPTER_CONFIG",
+    "ADAPTER_WEIGHTS",
+    "adapter_state",
+    "apply_lora",
+    "describe_trainable",
+    "load_adapter",
+    "load_adapter_state",
+    "merge",
+    "save_adapter",
+    "trainable_parameters",
+]
 
 
 def apply_lora(model: torch.nn.Module, spec: LoraSpec):
@@ -62,11 +75,6 @@ def load_adapter_state(peft_model, adapter: dict[str, torch.Tensor]) -> None:
     peft_model.load_state_dict(adapter, strict=False)
 
 
-def merge(peft_model) -> torch.nn.Module:
-    """W <- W + (alpha / r) B A in every target; returns the plain base model."""
-    return peft_model.merge_and_unload()
-
-
 def save_adapter(peft_model, out_dir: Path, base_path: str) -> None:
     """peft's adapter folder (adapter_config.json + adapter_model.safetensors), naming its base.
 
@@ -84,21 +92,3 @@ def save_adapter(peft_model, out_dir: Path, base_path: str) -> None:
     state = get_peft_model_state_dict(peft_model, save_embedding_layers=False)
     state = {k: v.detach().float().contiguous().cpu() for k, v in state.items()}
     save_file(state, str(out_dir / ADAPTER_WEIGHTS), metadata={"format": "pt"})
-
-
-def load_adapter(base_model: torch.nn.Module, adapter_dir: str | Path):
-    """A base model with a saved adapter attached (not merged)."""
-    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
-    from safetensors.torch import load_file
-
-    adapter_dir = Path(adapter_dir)
-    config = LoraConfig.from_pretrained(str(adapter_dir))
-    config.base_model_name_or_path = None  # the base is already loaded; peft would warn of a rename
-    peft_model = get_peft_model(base_model, config)
-    result = set_peft_model_state_dict(peft_model, load_file(str(adapter_dir / ADAPTER_WEIGHTS)))
-    if result.unexpected_keys:
-        raise ValueError(f"{adapter_dir}: adapter tensors the model lacks: {result.unexpected_keys[:3]}")
-    missing = [k for k in result.missing_keys if ".lora_" in k]
-    if missing:
-        raise ValueError(f"{adapter_dir}: adapter lacks tensors {missing[:3]}")
-    return peft_model
