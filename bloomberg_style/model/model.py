@@ -7,8 +7,6 @@ fused QKV layout follow Hugging Face BLOOM, so export is a rename at most.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

@@ -94,9 +94,10 @@ def chat_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-stream", action="store_true", help="print each answer whole")
     args = parser.parse_args(argv)
 
+    from bloomberg_style.artifacts import load_model, load_tokenizer, tokenizer_dir
+
     from .chat import ChatSession, template_for_model
     from .generate import SamplingConfig
-    from bloomberg_style.artifacts import load_model, load_tokenizer, tokenizer_dir
 
     try:
         sampling = SamplingConfig(
