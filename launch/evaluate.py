@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
-from bloomberg_style.data.corpus import CorpusError  # noqa: E402
+from bloomberg_style.corpus import CorpusError  # noqa: E402
 from bloomberg_style.evaluation.fewshot import RULES, TaskError  # noqa: E402
 from bloomberg_style.evaluation.run import EvaluationError, run_evaluation  # noqa: E402
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
-from bloomberg_style.data.corpus import CorpusError  # noqa: E402
+from bloomberg_style.corpus import CorpusError  # noqa: E402
 from bloomberg_style.data.shards import write_token_shard  # noqa: E402
 
 

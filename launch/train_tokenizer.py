@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
-from bloomberg_style.data.corpus import CorpusError  # noqa: E402
+from bloomberg_style.corpus import CorpusError  # noqa: E402
 from tokenizer import TRAINERS, parse_sweep, sweep_table, train_split_merge  # noqa: E402
 from tokenizer.split_merge import resolve_sources  # noqa: E402
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bloomberg_style.sft.data_demo import finance_chat, finance_instructions
+from bloomberg_style.demo.instructions import finance_chat, finance_instructions
 from bloomberg_style.training.metrics import read_jsonl
 from tests._fixtures import demo_tokenizer, demo_tokenizer_dir  # noqa: F401 (pytest fixtures)
 from tests.test_sft_support import (  # noqa: F401 (sft_base is a fixture)

@@ -78,7 +78,7 @@ def check(proc: subprocess.CompletedProcess) -> str:
 
 
 def test_demo_data_is_deterministic_and_parses(tmp_path):
-    from bloomberg_style.sft.data_demo import FILES, finance_chat, finance_instructions, write_demo_data
+    from bloomberg_style.demo.instructions import FILES, finance_chat, finance_instructions, write_demo_data
     from bloomberg_style.sft.formats import load_examples
 
     assert finance_instructions(30, seed=5) == finance_instructions(30, seed=5)

@@ -42,7 +42,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from bloomberg_style.data.corpus import CorpusError, CorpusStats, Document, iter_documents, resolve_inputs
+from bloomberg_style.corpus import CorpusError, CorpusStats, Document, iter_documents, resolve_inputs
 from tokenizer.merge import ModelMerger, prune_unigram_model
 from tokenizer.numeric_unigram import NumericUnigramTokenizer
 from tokenizer.pretokenize import PRETOKENIZE_PATTERN

@@ -58,7 +58,7 @@ def run_evaluation(
     log: Callable[[str], Any] = print,
 ) -> EvalReport:
     """Evaluate one model on shards (--data), raw text (--text) and few-shot task files (--tasks)."""
-    from bloomberg_style.data.corpus import resolve_inputs
+    from bloomberg_style.corpus import resolve_inputs
     from bloomberg_style.data.shards import shard_exists
     from bloomberg_style.evaluation.loading import is_hf_folder, load_for_evaluation
 

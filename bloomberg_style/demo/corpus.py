@@ -30,6 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bloomberg_style.atomic import atomic_write_text
+
 FINANCIAL = "financial"
 GENERAL = "general"
 DOMAINS = (FINANCIAL, GENERAL)
@@ -1134,11 +1136,11 @@ def write_demo_corpus(
         written[domain] = []
         for part, start in enumerate(range(0, len(docs), docs_per_file)):
             path = folder / f"part-{part:05d}.jsonl"
-            tmp = path.with_suffix(".jsonl.tmp")
-            with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-                for text in docs[start : start + docs_per_file]:
-                    f.write(json.dumps({"text": text}, ensure_ascii=False) + "\n")
-            tmp.replace(path)
+            lines = (
+                json.dumps({"text": text}, ensure_ascii=False) + "\n"
+                for text in docs[start : start + docs_per_file]
+            )
+            atomic_write_text(path, "".join(lines))
             written[domain].append(path)
     return written
 
