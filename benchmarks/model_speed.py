@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from bloomberg_style.export import to_hf_config, to_hf_state_dict  # noqa: E402
 from bloomberg_style.model import BloomForCausalLM, ModelConfig  # noqa: E402
-from bloomberg_style.model.flops import detect_peak_tflops, flops_per_token, model_flops_utilization  # noqa: E402
-from bloomberg_style.model.memory import cpu_peak_supported, peak_memory_bytes  # noqa: E402
+from bloomberg_style.sizing.flops import detect_peak_tflops, flops_per_token, model_flops_utilization  # noqa: E402
+from bloomberg_style.sizing.measure import cpu_peak_supported, peak_memory_bytes  # noqa: E402
 
 
 @dataclass(frozen=True)

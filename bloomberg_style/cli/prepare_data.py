@@ -13,7 +13,7 @@ import json
 import sys
 from dataclasses import asdict
 
-from bloomberg_style.data.corpus import CorpusError
+from bloomberg_style.corpus import CorpusError
 from bloomberg_style.data.shards import write_token_shard
 
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from bloomberg_style.config import ConfigError, DataSection
-from bloomberg_style.data.corpus import iter_texts
+from bloomberg_style.corpus import iter_texts
 from bloomberg_style.data.shards import shard_exists
 
 
@@ -23,7 +23,7 @@ def tokenizer_exists(folder: str | Path) -> bool:
 def ensure_run_inputs(data: DataSection, log=print) -> None:
     """Build the demo corpus, tokenizer and shards that the config names but that are absent."""
     if data.demo_corpus and not (Path(data.demo_corpus) / "COMPLETE").is_file():
-        from bloomberg_style.data.demo_corpus import write_demo_corpus
+        from bloomberg_style.demo.corpus import write_demo_corpus
 
         t0 = time.perf_counter()
         kwargs = {"docs_per_domain": data.demo_docs_per_domain} if data.demo_docs_per_domain else {}

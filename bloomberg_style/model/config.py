@@ -148,7 +148,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "small": dict(vocab_size=8192, hidden_size=384, num_layers=6, num_heads=6, max_seq_len=512),
     # Scaling ladder: hidden = exp(5.039) * exp(0.0555 * layers) (Levine et al. 2020, as the paper
     # shaped its 50B), rounded to a multiple of 128 and of the head size; layers chosen so the
-    # parameter count (2^17 vocabulary included) is nearest the name. `ladder.py` derives these
+    # parameter count (2^17 vocabulary included) is nearest the name. `sizing/ladder.py` derives these
     # and its test checks that the table below is what the rule gives.
     "ladder-125m": _ladder(20, 512, 8),  # 130.2M, head 64
     "ladder-350m": _ladder(30, 768, 12),  # 313.3M, head 64

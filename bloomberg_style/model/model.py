@@ -7,8 +7,6 @@ fused QKV layout follow Hugging Face BLOOM, so export is a rename at most.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -262,16 +260,6 @@ class BloomForCausalLM(nn.Module):
     def num_parameters(self) -> int:
         """Unique parameters (the tied head counted once); full sizes under ZeRO-3 too."""
         return sum(getattr(p, "ds_numel", p.numel()) for p in self.parameters())
-
-    # ---- loading -------------------------------------------------------------------------
-
-    @classmethod
-    def from_pretrained(cls, path: str | Path, dtype: torch.dtype | None = None) -> BloomForCausalLM:
-        """Load, in eval mode: a Hugging Face BLOOM folder (config.json + safetensors or .bin),
-        or one of our checkpoints (a run folder, its checkpoints/ folder or one step folder)."""
-        from ..export.checkpoint import load_pretrained
-
-        return load_pretrained(path, dtype=dtype)
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:

@@ -101,7 +101,7 @@ def run_pretraining(cfg: RunConfig) -> dict[str, Any]:
     import deepspeed
 
     from bloomberg_style.data.mixture import DomainSpec, build_datasets
-    from bloomberg_style.evaluation.unigram import unigram_baselines
+    from bloomberg_style.data.unigram import unigram_baselines
     from bloomberg_style.model import BloomForCausalLM, param_groups
     from bloomberg_style.training.deepspeed_config import build_deepspeed_config
     from bloomberg_style.training.metrics import MetricsLogger
