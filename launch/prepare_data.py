@@ -1,60 +1,30 @@
-"""Encode a corpus into a megatron-core token shard.
+"""Encode a corpus into megatron-core token shards, in parallel and resumably.
 
     python launch/prepare_data.py --input PATH... --tokenizer DIR --output PREFIX [--workers W]
 
-writes PREFIX.bin / PREFIX.idx (each document followed by <|endoftext|>) and
-PREFIX.stats.json. The work is bloomberg_style.data.shards.write_token_shard.
+writes PREFIX.bin / PREFIX.idx (each document followed by <|endoftext|>),
+PREFIX.stats.json, and PREFIX.manifest.json + PREFIX.parts/ (the parts, which
+let a rerun after a crash redo only what was unfinished). The work is
+bloomberg_style.data.prepare.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
-from bloomberg_style.data.corpus import CorpusError  # noqa: E402
-from bloomberg_style.data.shards import write_token_shard  # noqa: E402
+from bloomberg_style.data.prepare import add_arguments, run  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--input",
-        nargs="+",
-        required=True,
-        help="files, folders or globs (.txt .jsonl .jsonl.gz .json .parquet)",
-    )
-    parser.add_argument("--tokenizer", required=True, help="folder written by launch/train_tokenizer.py")
-    parser.add_argument(
-        "--output", required=True, help="output prefix: writes PREFIX.bin, PREFIX.idx, PREFIX.stats.json"
-    )
-    parser.add_argument(
-        "--workers", type=int, default=1, help="encoding processes (default 1: Rust threads only)"
-    )
-    parser.add_argument("--text-field", default="text", help="JSON field / parquet column with the text")
-    parser.add_argument("--batch-size", type=int, default=256, help="documents per encode_batch call")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
-    try:
-        stats = write_token_shard(
-            args.input,
-            args.tokenizer,
-            args.output,
-            text_field=args.text_field,
-            workers=args.workers,
-            batch_size=args.batch_size,
-            progress=not args.no_progress,
-        )
-    except (CorpusError, FileNotFoundError, ValueError) as err:
-        parser.exit(2, f"prepare_data: error: {err}\n")
-    print(json.dumps(asdict(stats), indent=2))
-    return 0
+    add_arguments(parser)
+    return run(parser.parse_args(argv), parser)
 
 
 if __name__ == "__main__":
