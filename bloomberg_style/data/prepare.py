@@ -497,7 +497,11 @@ def prepare(
                 f"{manifest_path(output)}: {why}. Rerun with --overwrite to prepare everything again "
                 "(or write to a new --output)"
             )
-    elif bin_path(output).exists() or idx_path(output).exists() or parts_dir(output).exists():
+    elif (
+        bin_path(output).exists()
+        or idx_path(output).exists()
+        or (parts_dir(output).exists() and slice_spec is None)  # array tasks start side by side
+    ):
         raise PrepareError(
             f"{output}: a shard or parts folder already exists there without a manifest; "
             "rerun with --overwrite to replace it"
