@@ -126,7 +126,7 @@ def run_pretraining(cfg: RunConfig) -> dict[str, Any]:
 
     t = cfg.train
     datasets = build_datasets(
-        [DomainSpec(d.name, d.prefix, d.weight) for d in cfg.data.domains],
+        [DomainSpec(d.name, d.prefix, d.weight, tuple(d.prefixes)) for d in cfg.data.domains],
         seq_len=cfg.data.seq_len,
         seed=t.seed,
         train_samples=train_samples_needed(cfg),
