@@ -190,3 +190,33 @@ def test_slurm_array_slices_then_finalize(corpus, demo_tokenizer_dir, tmp_path):
     write_token_shard([corpus], demo_tokenizer_dir, tmp_path / "ref", progress=False)
     assert _files(out) == _files(tmp_path / "ref")
     assert finalize(out, log=lambda m: 0)["totals"]["tokens"] == manifest["totals"]["tokens"]
+
+
+def test_multi_rank_run_with_large_raw_inputs_asks_for_prepare_data_first(
+    corpus,
+    demo_tokenizer_dir,  # noqa: F811
+    tmp_path,
+):
+    from bloomberg_style.config import ConfigError, DataSection, DomainSection
+    from bloomberg_style.data.prepare import check_inline_preparation
+
+    data = DataSection(
+        domains=[
+            DomainSection(
+                name="fin", prefix=str(tmp_path / "shards" / "fin"), inputs=[str(corpus / "financial")]
+            )
+        ],
+        tokenizer=str(demo_tokenizer_dir),
+    )
+    size = sum(f.stat().st_size for f in (corpus / "financial").iterdir())
+    check_inline_preparation(
+        data, world_size=1, limit_bytes=1
+    )  # one process: built in the run, no collective
+    check_inline_preparation(data, world_size=8, limit_bytes=size)  # small enough to build in the run
+    with pytest.raises(
+        ConfigError, match=r"8-rank run .*\n  python launch/prepare_data.py --input .*financial"
+    ):
+        check_inline_preparation(data, world_size=8, limit_bytes=size - 1)
+    prepare([str(corpus / "financial")], demo_tokenizer_dir, tmp_path / "shards" / "fin", progress=False,
+            log=lambda m: 0)  # fmt: skip
+    check_inline_preparation(data, world_size=8, limit_bytes=1)  # shards exist: nothing to tokenize

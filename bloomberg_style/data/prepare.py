@@ -770,3 +770,43 @@ __all__ = [
     "prepare",
     "run",
 ]
+
+
+# ---------------------------------------------------------------- raw inputs in a run config
+
+INLINE_LIMIT_BYTES = 256 << 20  # above this, a multi-rank run asks for prepare_data first
+
+
+def check_inline_preparation(data: Any, world_size: int, limit_bytes: int = INLINE_LIMIT_BYTES) -> None:
+    """Refuse, before any process group exists, raw inputs too large to tokenize inside a multi-rank run.
+
+    A run config's raw `inputs` are tokenized by rank 0 while the other ranks
+    wait in a collective; past a few hundred MB that wait outlasts the
+    collective timeout. Called before the process group starts, this names the
+    prepare_data commands to run first instead. Small inputs (the demo, tests)
+    and single-process runs are built in the run as before.
+    """
+    from bloomberg_style.config import ConfigError
+    from bloomberg_style.data.parts import parts_ready
+
+    if world_size <= 1:
+        return
+    missing = [d for d in data.domains if d.inputs and not parts_ready([d.prefix, *d.prefixes])]
+    if not missing:
+        return
+    try:
+        size = sum(f.stat().st_size for d in missing for f in resolve_inputs(d.inputs))
+    except CorpusError as err:
+        raise ConfigError(f"data.domains: {err}") from None
+    if size <= limit_bytes:
+        return
+    commands = "\n".join(
+        f"  python launch/prepare_data.py --input {' '.join(d.inputs)} --tokenizer {data.tokenizer} "
+        f"--output {d.prefix} --workers $(nproc)"
+        for d in missing
+    )
+    raise ConfigError(
+        f"data.domains: {size / 1e9:.2f} GB of raw inputs have no token shards yet; tokenizing them inside a "
+        f"{world_size}-rank run would keep the other ranks waiting past the collective timeout. "
+        f"Prepare them first, then start the run again:\n{commands}"
+    )
