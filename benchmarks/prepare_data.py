@@ -61,7 +61,7 @@ def _adapters():
     return module
 
 
-def build_corpus(out: Path, files: int) -> tuple[list[str], int]:
+def build_corpus(out: Path, files: int, max_mb: float = 0.0) -> tuple[list[str], int]:
     """Real text from ../shared/data as `files` .jsonl files (documents dealt round-robin)."""
     bench = _adapters()
     texts: list[str] = []
@@ -78,6 +78,10 @@ def build_corpus(out: Path, files: int) -> tuple[list[str], int]:
             for r in json.loads(path.read_text(encoding="utf-8")):
                 texts.append("\n".join(str(r.get(k, "")) for k in ("instruction", "input", "output")).strip())
     texts = [t for t in texts if t.strip()]
+    if max_mb:  # every k-th document, so every source stays in
+        total = sum(len(t.encode("utf-8")) for t in texts)
+        step = max(1, round(total / (max_mb * 1e6)))
+        texts = texts[::step]
     if not texts:
         raise SystemExit(f"no text found under {SHARED}")
     out.mkdir(parents=True, exist_ok=True)
@@ -111,12 +115,14 @@ def main(argv: list[str] | None = None) -> int:
         "--parts", type=int, default=8, help="parts per run (the same for every worker count)"
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs per setting; the fastest is reported")
+    parser.add_argument("--max-mb", type=float, default=0.0, help="use about this much of the text (0: all)")
+    parser.add_argument("--sample-mb", type=float, default=2.0, help="tokenizer training sample")
     parser.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
     args = parser.parse_args(argv)
     print("load before:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     with tempfile.TemporaryDirectory(dir=args.work) as tmp:
         work = Path(tmp)
-        texts, nbytes = build_corpus(work / "corpus", files=2 * args.parts)
+        texts, nbytes = build_corpus(work / "corpus", files=2 * args.parts, max_mb=args.max_mb)
         mb = nbytes / 1e6
         print(f"corpus: {len(texts):,} documents, {mb:.1f} MB of UTF-8 text, {2 * args.parts} .jsonl files")
 
@@ -127,11 +133,11 @@ def main(argv: list[str] | None = None) -> int:
         for t in texts[::4]:  # a spread-out sample of about 2 MB: enough for a benchmark vocabulary
             sample.append(t)
             size += len(t)
-            if size > 2_000_000:
+            if size > args.sample_mb * 1e6:
                 break
         NumericUnigramTokenizer.train(sample, args.vocab_size).save(work / "tok")
         print(
-            f"tokenizer: {args.vocab_size} tokens trained on a 2 MB sample in {time.perf_counter() - t0:.0f}s"
+            f"tokenizer: {args.vocab_size} tokens trained on a {args.sample_mb:g} MB sample in {time.perf_counter() - t0:.0f}s"
         )
 
         code = RAW_ENCODE.format(repo=str(REPO), tok=str(work / "tok"), corpus=str(work / "corpus"))

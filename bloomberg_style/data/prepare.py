@@ -477,6 +477,10 @@ def prepare(
         raise PrepareError(f"--dedup must be none or exact, got {dedup!r}")
     if dedup == "exact" and slice_spec is not None:
         raise PrepareError("--dedup exact compares every document with every other: run it without --slice")
+    if overwrite and slice_spec is not None:
+        raise PrepareError(
+            "--overwrite with --slice would delete the other tasks' parts: clear the output first"
+        )
     output = check_output_prefix(output)
     files = resolve_inputs(inputs)
     tok = tokenizer_identity(tokenizer)
@@ -511,8 +515,10 @@ def prepare(
         parts_dir(output).mkdir(parents=True, exist_ok=True)
         save_manifest(output, manifest)
     elif manifest.get("complete") and slice_spec is None:
-        log(f"{output}: already complete ({len(manifest['parts'])} parts), nothing to do")
-        return manifest
+        if manifest.get("merged") or not merge:
+            log(f"{output}: already complete ({len(manifest['parts'])} parts), nothing to do")
+            return manifest
+        return finalize(output, merge=True, log=log)  # the parts are done; only the merge was not asked for
 
     parts = manifest["parts"]
     mine = slice_bounds(*slice_spec, len(parts)) if slice_spec else range(len(parts))
