@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from bloomberg_style.data.demo_corpus import write_demo_corpus
-from bloomberg_style.data.index_file import DocumentWriter
+from bloomberg_style.data.index_file import DocumentWriter, merge_documents, read_index
 from bloomberg_style.data.prepare import KILL_AFTER_ENV, PrepareError, finalize, manifest_parts, prepare
 from bloomberg_style.data.shards import import_megatron_datasets, read_token_shard, write_token_shard
 from tests._fixtures import demo_tokenizer_dir  # noqa: F401 (pytest fixture)
@@ -56,6 +56,19 @@ def test_index_writer_matches_megatron_builder(tmp_path):
         ours.finalize(tmp_path / f"ours{dtype.__name__}.idx")
         ref.finalize(str(tmp_path / f"ref{dtype.__name__}.idx"))
         assert _files(tmp_path / f"ours{dtype.__name__}") == _files(tmp_path / f"ref{dtype.__name__}")
+        got_dtype, lengths, doc_index = read_index(tmp_path / f"ours{dtype.__name__}.idx")
+        assert (
+            got_dtype == dtype and lengths.tolist() == [3, 1, 17, 8] and doc_index.tolist() == [0, 1, 2, 3, 4]
+        )
+        # merging two copies = megatron's add_index of both
+        merge_documents(
+            [tmp_path / f"ours{dtype.__name__}"] * 2, tmp_path / "m.bin", tmp_path / "m.idx", dtype
+        )
+        both = builder_cls(str(tmp_path / "r.bin"), dtype=dtype)
+        for _ in range(2):
+            both.add_index(str(tmp_path / f"ref{dtype.__name__}"))
+        both.finalize(str(tmp_path / "r.idx"))
+        assert _files(tmp_path / "m") == _files(tmp_path / "r")
 
 
 @pytest.mark.slow

@@ -1,8 +1,8 @@
 """megatron-core's IndexedDataset files, written without importing megatron-core.
 
-Prepare workers are fresh processes (spawned, one core each); importing
-megatron-core costs each of them seconds, so they write the two files
-themselves. The layout is megatron-core's (indexed_dataset.py, format version
+Prepare workers are fresh processes (spawned, one core each), and importing
+megatron-core (torch with it) costs each of them seconds of CPU; so the workers
+write the two files, and prepare_data checks and merges them, with this module. The layout is megatron-core's (indexed_dataset.py, format version
 1, one sequence per document):
 
     PREFIX.bin   the token arrays back to back
@@ -57,3 +57,40 @@ class DocumentWriter:
             out.write(lengths.astype(np.int32).tobytes())
             out.write(pointers.tobytes())
             out.write(documents.tobytes())
+
+
+def read_index(idx_file: str | Path) -> tuple[np.dtype, np.ndarray, np.ndarray]:
+    """(token dtype, sequence lengths, document indices) of a version-1 megatron .idx file."""
+    raw = Path(idx_file).read_bytes()
+    if raw[: len(INDEX_HEADER)] != INDEX_HEADER:
+        raise ValueError(f"{idx_file}: not a megatron-core index (bad header)")
+    at = len(INDEX_HEADER)
+    version, code = struct.unpack_from("<QB", raw, at)
+    if version != 1:
+        raise ValueError(f"{idx_file}: index version {version}, expected 1")
+    sequences, documents = struct.unpack_from("<QQ", raw, at + 9)
+    at += 9 + 16
+    dtype = {v: k for k, v in DTYPE_CODES.items()}.get(code)
+    if dtype is None:
+        raise ValueError(f"{idx_file}: unsupported dtype code {code}")
+    lengths = np.frombuffer(raw, dtype=np.int32, count=sequences, offset=at)
+    doc_index = np.frombuffer(raw, dtype=np.int64, count=documents, offset=at + 12 * sequences)
+    return dtype, lengths.copy(), doc_index.copy()
+
+
+def merge_documents(prefixes: list[str | Path], bin_file: str | Path, idx_file: str | Path, dtype) -> None:
+    """Concatenate one-document-per-sequence shards, in order, into one (what IndexedDatasetBuilder.add_index does)."""
+    writer = DocumentWriter(bin_file, dtype)
+    try:
+        for prefix in prefixes:
+            part_dtype, lengths, _ = read_index(f"{prefix}.idx")
+            if part_dtype != writer.dtype:
+                raise ValueError(f"{prefix}: tokens are {part_dtype}, the merged shard {writer.dtype}")
+            with open(f"{prefix}.bin", "rb") as part:
+                while chunk := part.read(1 << 24):
+                    writer.stream.write(chunk)
+            writer.lengths.extend(lengths.tolist())
+        writer.finalize(idx_file)
+    except BaseException:
+        writer.close()
+        raise

@@ -43,13 +43,12 @@ from typing import Any
 import numpy as np
 
 from bloomberg_style.data.corpus import CorpusError, _read_file, resolve_inputs
-from bloomberg_style.data.index_file import DocumentWriter
+from bloomberg_style.data.index_file import DocumentWriter, merge_documents, read_index
 from bloomberg_style.data.shards import (
     ShardStats,
     _atomic_write_text,
     bin_path,
     idx_path,
-    import_megatron_datasets,
     stats_path,
     token_dtype,
 )
@@ -607,16 +606,13 @@ def finalize(output: str | Path, *, merge: bool = True, log=print) -> dict[str, 
     seen = sorted(i for p in manifest["parts"] for i in p["inputs"])
     if seen != list(range(len(manifest["inputs"]))):
         raise PrepareError(f"{manifest_path(output)}: the plan does not list every input exactly once")
-    megatron = import_megatron_datasets().indexed_dataset
     missing, finished = [], {}
     for part in manifest["parts"]:
         stats = _part_finished(output, manifest, part)
         if stats is None:
             missing.append(part["name"])
             continue
-        dataset = megatron.IndexedDataset(str(part_prefix(output, part["name"])))
-        lengths = np.array(dataset.sequence_lengths)  # a copy: the view dies with the dataset's mmap
-        del dataset
+        _, lengths, _ = read_index(idx_path(part_prefix(output, part["name"])))
         if int(lengths.sum()) != stats.tokens or len(lengths) != stats.documents:
             raise PrepareError(
                 f"{part_prefix(output, part['name'])}: index holds {len(lengths)} documents / "
@@ -647,20 +643,16 @@ def finalize(output: str | Path, *, merge: bool = True, log=print) -> dict[str, 
 
 
 def _merge(output: Path, manifest: dict[str, Any]) -> None:
-    builder_cls = import_megatron_datasets().indexed_dataset.IndexedDatasetBuilder
     tok, totals = manifest["tokenizer"], manifest["totals"]
     tag = f"tmp-{os.getpid()}"
     tmp_bin, tmp_idx = (
         output.with_name(f"{output.name}.bin.{tag}"),
         output.with_name(f"{output.name}.idx.{tag}"),
     )
-    builder = builder_cls(str(tmp_bin), dtype=np.dtype(tok["dtype"]).type)
     try:
-        for part in manifest["parts"]:
-            builder.add_index(str(part_prefix(output, part["name"])))
-        builder.finalize(str(tmp_idx))
+        parts = [part_prefix(output, p["name"]) for p in manifest["parts"]]
+        merge_documents(parts, tmp_bin, tmp_idx, np.dtype(tok["dtype"]).type)
     except BaseException:
-        builder.data_file.close()
         tmp_bin.unlink(missing_ok=True)
         tmp_idx.unlink(missing_ok=True)
         raise
