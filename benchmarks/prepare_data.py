@@ -26,6 +26,7 @@ import argparse
 import importlib.util
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -93,12 +94,21 @@ def build_corpus(out: Path, files: int, max_mb: float = 0.0) -> tuple[list[str],
     return texts, sum(len(t.encode("utf-8")) for t in texts)
 
 
+CPU_SECONDS: dict[str, float] = {}  # label -> CPU seconds of the last such subprocess (and its workers)
+
+
+def child_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def prepare(corpus: Path, tok: Path, output: Path, workers: int, parts: int, env: dict | None = None):
     cmd = [sys.executable, str(REPO / "launch" / "prepare_data.py"), "--input", str(corpus), "--tokenizer",
            str(tok), "--output", str(output), "--workers", str(workers), "--parts", str(parts), "--no-progress"]  # fmt: skip
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), child_cpu()
     done = subprocess.run(cmd, env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})}, capture_output=True,
                           text=True)  # fmt: skip
+    CPU_SECONDS[f"workers {workers}"] = child_cpu() - c0
     return done, time.perf_counter() - t0
 
 
@@ -153,7 +163,9 @@ def main(argv: list[str] | None = None) -> int:
             return seconds
 
         one = best_of(args.repeat, lambda: timed(1))
+        cpu_one = CPU_SECONDS["workers 1"]
         two = best_of(args.repeat, lambda: timed(2))
+        cpu_two = CPU_SECONDS["workers 2"]
 
         whole = work / "whole" / "shard"
         _, whole_s = prepare(work / "corpus", work / "tok", whole, 2, args.parts)
@@ -183,6 +195,12 @@ def main(argv: list[str] | None = None) -> int:
         f"kill after {args.parts // 2} of {args.parts} parts (rc {k.returncode}, {killed_s:.2f}s), rerun "
         f"{resumed_s:.2f}s vs uninterrupted {whole_s:.2f}s ({resumed_s / whole_s:.0%}); reused "
         f"{last['parts_reused']} parts, encoded {last['parts_encoded']}; byte-identical: {same}"
+    )
+    # Wall time on a loaded machine measures the other tenants; CPU seconds do not (much).
+    print(
+        f"CPU seconds (all processes of the run): workers 1 {cpu_one:.1f}s = {mb / cpu_one:.2f} MB per CPU-second; "
+        f"workers 2 {cpu_two:.1f}s = {mb / cpu_two:.2f} MB per CPU-second "
+        f"(1 -> 2 workers on free cores: at most {2 * cpu_one / cpu_two:.2f}x)"
     )
     print("load after:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     return 0 if same else 1
