@@ -28,6 +28,7 @@ def prepared(tmp_path_factory, demo_tokenizer_dir) -> dict[str, Path]:  # noqa: 
     return {"financial": fin, "general": gen, "root": root}
 
 
+@pytest.mark.slow  # prepare_data's worker processes
 def test_manifest_glob_and_list_expand_to_the_parts(prepared):
     fin = prepared["financial"]
     parts = [str(Path(f"{fin}.parts") / f"part-{i:05d}") for i in range(4)]
@@ -42,6 +43,7 @@ def test_manifest_glob_and_list_expand_to_the_parts(prepared):
     assert parts_ready([str(fin)]) and not parts_ready([str(fin), "nowhere/x"]) and not parts_ready([""])
 
 
+@pytest.mark.slow  # prepare_data's worker processes
 def test_blend_gets_every_part_and_reports_the_domain(prepared, demo_tokenizer, tmp_path):  # noqa: F811
     fin, gen = prepared["financial"], prepared["general"]
     mix = build_datasets(

@@ -107,6 +107,7 @@ def test_sigkill_midway_then_rerun_redoes_only_unfinished_parts(corpus, demo_tok
     assert again.returncode == 0 and "already complete" in again.stderr
 
 
+@pytest.mark.slow  # worker processes
 def test_changed_inputs_or_tokenizer_are_refused(corpus, demo_tokenizer_dir, tmp_path):  # noqa: F811
     inputs = tmp_path / "in"
     inputs.mkdir()
@@ -151,6 +152,7 @@ def test_existing_output_and_folder_output_are_refused(corpus, demo_tokenizer_di
     assert _files(tmp_path / "shards" / "old") == before
 
 
+@pytest.mark.slow  # worker processes
 def test_dedup_exact_drops_repeats_across_parts(demo_tokenizer_dir, tmp_path):  # noqa: F811
     inputs = tmp_path / "in"
     inputs.mkdir()
@@ -205,6 +207,7 @@ def test_slurm_array_slices_then_finalize(corpus, demo_tokenizer_dir, tmp_path):
     assert finalize(out, log=lambda m: 0)["totals"]["tokens"] == manifest["totals"]["tokens"]
 
 
+@pytest.mark.slow  # worker processes
 def test_multi_rank_run_with_large_raw_inputs_asks_for_prepare_data_first(
     corpus,
     demo_tokenizer_dir,  # noqa: F811
