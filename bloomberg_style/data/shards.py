@@ -59,6 +59,8 @@ class ShardStats:
     tokenizer: str | None
     inputs: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    duplicates_dropped: int = 0  # prepare_data --dedup exact
+    tokenizer_sha256: str = ""  # sha256 of tokenizer.json (prepare_data's parts)
 
     def save(self, path: str | Path) -> None:
         atomic_write_text(Path(path), json.dumps(asdict(self), indent=2) + "\n")
