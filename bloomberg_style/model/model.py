@@ -18,7 +18,7 @@ from .alibi import alibi_bias, alibi_slopes
 from .attention import eager_attention, flash_attention, resolve_impl, sdpa_attention
 from .config import ModelConfig
 from .init import init_weights
-from .loss import cross_entropy
+from .loss import cross_entropy, lm_head_cross_entropy
 
 IGNORE_INDEX = -100
 
@@ -86,6 +86,22 @@ class Block(nn.Module):
         return x
 
 
+class LMHead(nn.Linear):
+    """The tied output projection; given labels, it returns the chunked FP32 cross-entropy instead
+    of the logits (loss.py), so no [tokens, vocab] tensor exists in training. The loss runs inside
+    this module's forward so that ZeRO-3's hooks have gathered the weight when it is used."""
+
+    def forward(
+        self,
+        hidden: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        token_weight: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        if labels is None:
+            return super().forward(hidden)
+        return lm_head_cross_entropy(hidden, self.weight, labels, token_weight)
+
+
 class BloomForCausalLM(nn.Module):
     """BLOOM causal LM: ALiBi, embedding LayerNorm, pre-LN blocks, tied output embedding."""
 
@@ -106,7 +122,7 @@ class BloomForCausalLM(nn.Module):
                 ln_f=nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps),
             )
         )
-        self.lm_head = nn.Linear(c.hidden_size, c.vocab_size, bias=False)
+        self.lm_head = LMHead(c.hidden_size, c.vocab_size, bias=False)
         self.lm_head.weight = self.transformer.word_embeddings.weight  # tied, no output bias
         self._bias_cache: dict[tuple, torch.Tensor] = {}
         init_weights(self)
@@ -157,10 +173,11 @@ class BloomForCausalLM(nn.Module):
         ignored. loss_mask (optional, same shape) weights tokens; 0 drops them.
         """
         self._check_inputs(input_ids, labels, loss_mask)
-        logits = self.lm_head(self.hidden_states(input_ids))
+        hidden = self.hidden_states(input_ids)
         if labels is None:
-            return logits
-        return self.loss(logits, labels, loss_mask)
+            return self.lm_head(hidden)
+        labels, weight = self.token_weights(labels, loss_mask)
+        return self.lm_head(hidden.flatten(0, 1), labels, weight)  # chunked: never [tokens, vocab]
 
     def _checkpointed(self, block: Block, *args) -> torch.Tensor:
         """Run `block(*args)` keeping only its inputs; the backward pass recomputes the rest."""
@@ -171,17 +188,24 @@ class BloomForCausalLM(nn.Module):
         return checkpoint(block, *args, use_reentrant=False)
 
     @staticmethod
-    def loss(
-        logits: torch.Tensor, labels: torch.Tensor, loss_mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Mean cross-entropy in FP32 over tokens with label != -100 and loss_mask != 0 (loss.py)."""
+    def token_weights(
+        labels: torch.Tensor, loss_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(labels [N] with -100 -> 0, FP32 weights [N] summing to 1 over tokens with label != -100
+        and loss_mask != 0): the mean loss becomes a plain weighted sum; all-masked gives 0, not NaN."""
         labels = labels.flatten()
         weight = (labels != IGNORE_INDEX).float()
         if loss_mask is not None:
             weight = weight * loss_mask.flatten().float()
-        # Normalised first, so the loss is a plain weighted sum; an all-masked batch gives 0, not NaN.
-        weight = weight / weight.sum().clamp(min=1.0)
-        return cross_entropy(logits.flatten(0, 1), labels.clamp(min=0), weight)
+        return labels.clamp(min=0), weight / weight.sum().clamp(min=1.0)
+
+    @staticmethod
+    def loss(
+        logits: torch.Tensor, labels: torch.Tensor, loss_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Mean FP32 cross-entropy of given logits [batch, seq, vocab] (forward's chunked loss equals it)."""
+        labels, weight = BloomForCausalLM.token_weights(labels, loss_mask)
+        return cross_entropy(logits.flatten(0, 1), labels, weight)
 
     @torch.no_grad()
     def generate(
