@@ -15,7 +15,16 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from .alibi import alibi_bias, alibi_slopes
-from .attention import eager_attention, flash_attention, resolve_impl, sdpa_attention
+from .attention import (
+    AttentionChoice,
+    causal_block_mask,
+    choose,
+    eager_attention,
+    flash_attention,
+    flex_attention,
+    resolve_impl,
+    sdpa_attention,
+)
 from .config import ModelConfig
 from .init import init_weights
 from .loss import cross_entropy, lm_head_cross_entropy
@@ -49,6 +58,9 @@ class Attention(nn.Module):
             q, k, v = (t.transpose(1, 2) for t in qkv.unbind(dim=3))  # each [batch, heads, seq, head_dim]
             if impl == "sdpa":
                 y = sdpa_attention(q, k, v, bias, dropout_p)
+            elif impl == "flex":
+                slopes, block_mask = bias
+                y = flex_attention(q, k, v, slopes, block_mask)
             else:
                 layer = layer_number if self.query_key_layer_scaling else None
                 y = eager_attention(q, k, v, bias, dropout_p, layer)
@@ -134,9 +146,10 @@ class BloomForCausalLM(nn.Module):
 
     def attention_bias(
         self, impl: str, seq_len: int, dtype: torch.dtype, device: torch.device
-    ) -> torch.Tensor:
-        """What `impl` needs, shared by all layers and cached: the slopes [heads] (flash), or the
-        ALiBi + causal bias [heads, seq, seq] in FP32 (eager) or the compute dtype (sdpa)."""
+    ) -> torch.Tensor | tuple:
+        """What `impl` needs, shared by all layers and cached: the slopes [heads] (flash), the slopes
+        and the causal BlockMask (flex), or the ALiBi + causal bias [heads, seq, seq] in FP32 (eager)
+        or the compute dtype (sdpa)."""
         key = (impl, seq_len if impl != "flash" else 0, dtype, device)
         if key not in self._bias_cache:
             if len(self._bias_cache) >= 4:  # shapes change rarely (eval, generation): keep it small
@@ -144,16 +157,27 @@ class BloomForCausalLM(nn.Module):
             slopes = alibi_slopes(self.config.num_heads).to(device)
             if impl == "flash":
                 self._bias_cache[key] = slopes  # flash-attn wants FP32 slopes
+            elif impl == "flex":
+                self._bias_cache[key] = (slopes, causal_block_mask(seq_len, device))
             else:
                 bias_dtype = torch.float32 if impl == "eager" else dtype
                 self._bias_cache[key] = alibi_bias(slopes, seq_len, dtype=bias_dtype, device=device)
         return self._bias_cache[key]
 
+    def attention_choice(
+        self, device: torch.device | str, dtype: torch.dtype | None = None
+    ) -> AttentionChoice:
+        """Which attention path a forward on `device` in `dtype` (default: the weights') runs, and why."""
+        dtype = dtype or self.transformer.word_embeddings.weight.dtype
+        dropout_p = self.config.attention_dropout if self.training else 0.0
+        return choose(self.config.attention_impl, torch.device(device), dtype, dropout_p)
+
     def hidden_states(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Final-LayerNorm output [batch, seq, hidden], before the LM head."""
         x = self.transformer.word_embeddings(input_ids)
         x = self.transformer.word_embeddings_layernorm(x)
-        impl = resolve_impl(self.config.attention_impl, x.device, x.dtype)
+        dropout_p = self.config.attention_dropout if self.training else 0.0
+        impl = resolve_impl(self.config.attention_impl, x.device, x.dtype, dropout_p)
         bias = self.attention_bias(impl, input_ids.shape[1], x.dtype, x.device)
         recompute = self.config.activation_checkpointing and self.training and torch.is_grad_enabled()
         for i, block in enumerate(self.transformer.h):
