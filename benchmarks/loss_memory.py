@@ -11,7 +11,7 @@ tensors. The inputs and the weight are made first; the peak is the process's hig
 (Linux VmHWM, reset through /proc/self/clear_refs just before the step) minus its RSS at that
 point (model/memory.py peak_memory_bytes). It counts everything the step allocates: logits,
 softmax buffers, the gradients of hidden and weight. Tracemalloc would see none of it (torch's
-allocations bypass Python's allocator). Time is the median of --repeats steps after one warm-up.
+allocations bypass Python's allocator). Time is the median of the measured step and --repeats more.
 
     python benchmarks/loss_memory.py                     # 4,096 tokens x vocab 131,072, hidden 1,024
     python benchmarks/loss_memory.py --tokens 1024 --vocab 32768
@@ -61,8 +61,9 @@ def run_loss(
         loss.backward()
         h.grad = w.grad = None
 
+    start = time.perf_counter()
     peak, _ = peak_memory_bytes(step)  # the first step: nothing cached from before
-    times = []
+    times = [time.perf_counter() - start]
     for _ in range(repeats):
         start = time.perf_counter()
         step()
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, default=4096)
     parser.add_argument("--vocab", type=int, default=131072)
     parser.add_argument("--hidden", type=int, default=1024)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=0, help="timed steps after the measured one")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = parser.parse_args(argv)
     if not cpu_peak_supported():

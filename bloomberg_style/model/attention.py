@@ -135,7 +135,7 @@ def causal_block_mask(seq_len: int, device: torch.device):
     from torch.nn.attention.flex_attention import create_block_mask
 
     # Positional arguments: the signature (mask_mod, B, H, Q_LEN, KV_LEN, device) is the same
-    # in torch 2.5 to 2.13; device is passed because its default was "cuda" before 2.13.
+    # in torch 2.5 to 2.13; device is passed because older versions default to "cuda".
     return create_block_mask(_causal, None, None, seq_len, seq_len, device=device)
 
 
