@@ -78,3 +78,22 @@ def test_auto_reports_its_choice_and_flex_falls_back_with_dropout() -> None:
     from bloomberg_style.model import attention
 
     assert attention.last_choice == dropped
+
+
+def test_flex_blocks_compile_into_one_graph_without_breaks() -> None:
+    """Regional compile (every block, aot_eager: capture + AOT autograd, no codegen) of the flex path,
+    training on CPU: one graph for all layers, no graph break, the eager model's loss."""
+    from torch._dynamo.utils import counters
+
+    base = dict(vocab_size=97, hidden_size=64, num_layers=2, num_heads=8, attention_impl="flex")
+    torch._dynamo.reset()
+    counters.clear()
+    torch.manual_seed(0)
+    compiled = BloomForCausalLM(ModelConfig(**base, compile_blocks=True, compile_backend="aot_eager")).train()
+    plain = BloomForCausalLM(ModelConfig(**base)).train()
+    plain.load_state_dict(compiled.state_dict())
+    ids = torch.randint(0, 97, (1, 24), generator=torch.Generator().manual_seed(2))
+    loss = compiled(ids, labels=ids)
+    loss.backward()
+    assert counters["stats"]["unique_graphs"] == 1 and not counters["graph_break"]
+    torch.testing.assert_close(loss, plain(ids, labels=ids), rtol=1e-5, atol=1e-6)
