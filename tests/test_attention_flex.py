@@ -10,12 +10,15 @@ import pytest
 import torch
 
 from bloomberg_style.model import BloomForCausalLM, ModelConfig, alibi_bias, alibi_slopes
-from bloomberg_style.model.attention import causal_block_mask, choose, eager_attention, flex_attention
-
-pytestmark = pytest.mark.skipif(
-    not hasattr(torch.nn.attention, "flex_attention") and torch.__version__ < "2.5",
-    reason="needs torch >= 2.5",
+from bloomberg_style.model.attention import (
+    causal_block_mask,
+    choose,
+    eager_attention,
+    flex_attention,
+    flex_import_error,
 )
+
+pytestmark = pytest.mark.skipif(flex_import_error() is not None, reason=str(flex_import_error()))
 
 
 def check_parity(heads: int, head_dim: int, seq: int = 40) -> None:
