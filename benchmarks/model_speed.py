@@ -171,7 +171,7 @@ def largest_batch(run_step, max_batch: int) -> int:
         try:
             run_step(batch)
             best = batch
-        except torch.OutOfMemoryError:
+        except torch.cuda.OutOfMemoryError:
             break
         finally:
             gc.collect()
