@@ -11,8 +11,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-# "auto": flash-attention 2 where it runs (CUDA, bf16/fp16, flash_attn installed), else sdpa.
-ATTENTION_IMPLS = ("auto", "eager", "sdpa", "flash")
+# "auto": on CUDA flash-attention 2 where it runs (bf16/fp16, flash_attn installed), else flex,
+# else sdpa; on CPU sdpa (measured fastest, docs/model.md). model/attention.py `choose` says why.
+ATTENTION_IMPLS = ("auto", "eager", "sdpa", "flash", "flex")
 CHECKPOINT_IMPLS = ("torch", "deepspeed")
 
 
@@ -34,7 +35,9 @@ class ModelConfig:
     # "eager": matmul + ALiBi + FP32 softmax, the paper's numerics spelled out (the reference);
     # "sdpa": torch's fused scaled_dot_product_attention with ALiBi as a float mask;
     # "flash": flash-attention 2 with alibi_slopes (CUDA; falls back to sdpa with a warning);
-    # "auto": flash where it runs, else sdpa. All agree with eager within dtype tolerance.
+    # "flex": compiled torch flex_attention, ALiBi score_mod + causal block mask (no attention
+    # dropout: falls back to sdpa with a warning); "auto": see ATTENTION_IMPLS.
+    # All agree with eager within dtype tolerance.
     attention_impl: str = "auto"
     # Eager path: scale q.k by 1/layer_number in the compute dtype and undo it in FP32 (Megatron/BLOOM).
     query_key_layer_scaling: bool = True
