@@ -33,7 +33,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
 from bloomberg_style.model.loss import chunk_tokens, cross_entropy, lm_head_cross_entropy  # noqa: E402
-from bloomberg_style.model.memory import cpu_peak_supported, peak_memory_bytes  # noqa: E402
+from bloomberg_style.sizing.measure import cpu_peak_supported, peak_memory_bytes  # noqa: E402
 
 LOSSES = ("new", "current", "F.cross_entropy")
 
