@@ -24,14 +24,7 @@ from bloomberg_style.model.attention import flash_import_error, flash_unavailabl
 from bloomberg_style.model.loss import cross_entropy
 from bloomberg_style.model.memory import cpu_peak_supported, peak_memory_bytes, saved_activation_bytes
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny shapes run fastest on one thread, and far faster on a machine shared with other jobs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small_config(**overrides) -> ModelConfig:

@@ -450,6 +450,7 @@ def test_train_from_texts_writes_stats(tmp_path: Path) -> None:
     assert NumericUnigramTokenizer.load(tmp_path / "tok").vocab_size == 600
 
 
+@pytest.mark.slow
 def test_launch_script(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()
