@@ -1,8 +1,9 @@
 """One SFT stage through DeepSpeed: data -> model (full or LoRA) -> train -> export -> eval.
 
-The loop, checkpoints, resume and metrics are the pretraining trainer's: a stage is a
-run whose samples are instruction rows (epochs over them, reshuffled per epoch) and
-whose schedule is the recipe's. The stage folder gets, in this order:
+The loop, checkpoints, resume and metrics are the pretraining trainer's, set up by the
+same `build_run`; the stage hands it its own `TrainingTask` (instruction rows, epochs
+over them reshuffled per epoch, padded per micro-batch; the held-out records' loss) and
+the recipe's schedule. The stage folder gets, in this order:
 
     config.yaml, metrics.jsonl, events.jsonl, loss.png, checkpoints/   while training
     config.json + model.safetensors + tokenizer files                  the model (HF format)
