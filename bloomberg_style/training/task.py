@@ -15,9 +15,10 @@ from typing import Any
 
 import torch
 
+from bloomberg_style.model.model import IGNORE_INDEX
 from bloomberg_style.training.distributed import DistInfo, all_reduce_sum
 
-Batch = dict[str, torch.Tensor]  # tokens, labels (already shifted; -100 = no loss), loss_mask
+Batch = dict[str, torch.Tensor]  # tokens, labels (already shifted; IGNORE_INDEX = no loss), loss_mask
 Collate = Callable[[list[dict[str, Any]]], Batch]
 
 
@@ -55,7 +56,7 @@ class HeldOutLoss:
                 batch = to_device(self.collate([dataset[i] for i in indices or [0]]), dist.device)
                 loss = engine(batch["tokens"], labels=batch["labels"], loss_mask=batch["loss_mask"])
                 if indices:
-                    scored = ((batch["labels"] != -100) & (batch["loss_mask"] > 0)).sum().item()
+                    scored = ((batch["labels"] != IGNORE_INDEX) & (batch["loss_mask"] > 0)).sum().item()
                     loss_sum += loss.float().item() * scored
                     tokens += scored
             loss_sum, tokens = all_reduce_sum([loss_sum, tokens], dist.device)
