@@ -147,6 +147,7 @@ def test_uniform_model_gives_log2_vocab_bits_per_token(small_data, tok):
     assert r.perplexity == pytest.approx(1024, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_text_files_score_like_the_shard_they_came_from(small_data, tok, model, tmp_path):
     texts = valid_texts(small_data, tok, "financial")
     path = tmp_path / "valid.jsonl"
@@ -231,6 +232,7 @@ def test_answer_tokens_are_exactly_the_verbalizer(tok):
     assert tok.decode(tokens[:start]) == "Revenue rose.\nAnswer: "
 
 
+@pytest.mark.slow
 def test_score_task_rules_are_consistent(tok, model, tmp_path):
     task = load_task(SHIPPED_TASKS[0])
     task.test = task.test[:24]  # every label is among the first 24
@@ -290,6 +292,7 @@ def test_shipped_task_files_are_the_generators_output(tmp_path):
 # ---- end to end ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_evaluate_a_hugging_face_folder(small_data, tok, model, tmp_path):
     """Export -> evaluate on a shard, raw text and a task; results.json and results.md written."""
     from bloomberg_style.evaluation.run import EvaluationError, run_evaluation

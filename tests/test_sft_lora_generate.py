@@ -20,6 +20,7 @@ def tiny_model(seed: int = 0) -> BloomForCausalLM:
     return BloomForCausalLM(ModelConfig(**TINY)).eval()
 
 
+@pytest.mark.slow
 def test_lora_trains_only_adapters_and_merge_gives_the_same_logits(tmp_path):
     model = tiny_model()
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -105,6 +106,7 @@ def test_filters_and_sampling():
         SamplingConfig(top_p=0).validate()
 
 
+@pytest.mark.slow
 def test_generation_is_seeded_and_stops(demo_tokenizer):
     model = tiny_model()
     cfg = SamplingConfig(temperature=1.0, top_k=50, top_p=0.95, max_new_tokens=12, seed=3)
