@@ -25,9 +25,9 @@ def rollback(trainer: Trainer, reason: str, skip_window: bool, reshuffle: bool, 
         raise RunStopped(1, f"{reason}; {c.rollbacks} rollbacks already, giving up")
     anchor = c.anchor_tag
     target = trainer.ckpt_dir / anchor if to_anchor and anchor else None
-    target = target or ckpt.find_resume_checkpoint(trainer.ckpt_dir, log=trainer._log)
+    target = target or ckpt.find_resume_checkpoint(trainer.ckpt_dir, log=trainer.say)
     if target is None:
-        trainer._log(f"{reason}: no checkpoint to roll back to; going on")
+        trainer.say(f"{reason}: no checkpoint to roll back to; going on")
         return
     now = state.snapshot()
     trainer.load(target)
@@ -47,7 +47,7 @@ def rollback(trainer: Trainer, reason: str, skip_window: bool, reshuffle: bool, 
         now["step"], "rollback", label="rollback", reason=reason, from_step=now["step"], to_step=c.step,
         to_checkpoint=target.name, data_position=c.consumed_samples, reshuffled=reshuffle,
     )  # fmt: skip
-    trainer._log(f"rollback at step {now['step']} -> {target.name}: {reason}")
+    trainer.say(f"rollback at step {now['step']} -> {target.name}: {reason}")
 
 
 def apply(trainer: Trainer, decision: Decision) -> None:
@@ -70,7 +70,7 @@ def apply(trainer: Trainer, decision: Decision) -> None:
             decision.numbers.update(weight_decay=action.weight_decay)
     kind = "stop" if decision.stop and action is None else "lr_drop"
     trainer.metrics.event(decision.step, kind, **decision.event())
-    trainer._log(f"controller at step {decision.step}: {decision.event()['label']} ({decision.reason})")
+    trainer.say(f"controller at step {decision.step}: {decision.event()['label']} ({decision.reason})")
 
 
 def _clock(trainer: Trainer) -> int:

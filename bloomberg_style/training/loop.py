@@ -166,9 +166,7 @@ class Trainer:
         if c.step > 0:
             self.metrics.event(c.step, "resume", label="resume")
         if c.step >= end or controller.stopped:
-            self._log(
-                f"nothing to do: the run is at step {c.step} and stops at {end} (train.steps={t.steps})"
-            )
+            self.say(f"nothing to do: the run is at step {c.step} and stops at {end} (train.steps={t.steps})")
             return
         if c.step == 0:
             self._evaluate_and_control()
@@ -191,7 +189,7 @@ class Trainer:
             if not saved and (step % t.save_interval == 0 or step in (t.steps, end) or controller.stopped):
                 self.save()
             if controller.stopped:
-                self._log(f"controller stopped the run at step {self.counters.step}")
+                self.say(f"controller stopped the run at step {self.counters.step}")
                 break
         bar.close()
 
@@ -229,7 +227,7 @@ class Trainer:
         step = c.step
         valid = self.evaluate()
         self.metrics.log(step, {f"valid/{k}/loss": v for k, v in valid.items()})
-        self._log(f"step {step}: validation loss " + ", ".join(f"{k} {v:.4f}" for k, v in valid.items()))
+        self.say(f"step {step}: validation loss " + ", ".join(f"{k} {v:.4f}" for k, v in valid.items()))
         saved = False
         if controller.is_new_best(valid, step) and step > 0:
             c.best_tag = ckpt.tag_for_step(step)
@@ -261,7 +259,7 @@ class Trainer:
         if self.dist.is_main:
             (self.run_dir / REQUEUE_FILE).write_text(f"{who} at step {step}\n")
         self.metrics.event(step, "preempted", label="preempted", reason=who)
-        self._log(f"stop requested ({reason or 'on another rank'}): checkpoint written, exiting for requeue")
+        self.say(f"stop requested ({reason or 'on another rank'}): checkpoint written, exiting for requeue")
         raise RunStopped(REQUEUE_EXIT_CODE, f"pre-empted: {reason}")
 
     def summary(self) -> dict[str, Any]:
@@ -276,7 +274,8 @@ class Trainer:
             "best_metric": self.state.controller.best_metric,
         }
 
-    def _log(self, message: str) -> None:
+    def say(self, message: str) -> None:
+        """A line for people (rank 0 only), printed above the progress bar."""
         if self.dist.is_main:
             tqdm.write(message)
 

@@ -109,7 +109,7 @@ def run_pretraining(cfg: RunConfig) -> dict[str, Any]:
     )  # fmt: skip
     run = build_run(cfg, dist, build_model, task, schedule, o.weight_decay, extra_files=copy_tokenizer)
     num_params = run.num_parameters
-    run.trainer._log(
+    run.trainer.say(
         f"model {cfg.model.preset}: {num_params:,} parameters; {dist.world_size} rank(s) x "
         f"{t.micro_batch_size} x {t.grad_accumulation(dist.world_size, t.global_batch_at(0))} accumulation = "
         f"{t.global_batch_at(0)} sequences x {cfg.data.seq_len} tokens per step; ZeRO {t.zero_stage}, {t.precision}"

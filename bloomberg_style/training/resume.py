@@ -29,7 +29,7 @@ def prepare_reshard(cfg: RunConfig, dist: DistInfo) -> bool:
 
 def resume(trainer: Trainer) -> bool:
     """Load the newest complete checkpoint if there is one; True if resumed."""
-    cfg, dist, log = trainer.cfg, trainer.dist, trainer._log
+    cfg, dist, log = trainer.cfg, trainer.dist, trainer.say
     path = ckpt.find_resume_checkpoint(trainer.ckpt_dir, log=log)
     if path is None:
         return False
