@@ -14,6 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from bloomberg_style.evaluation.fewshot import load_task, score_task
+from bloomberg_style.evaluation.gen_tasks import (
+    GenerationTask,
+    is_generation_task,
+    load_generation_task,
+    score_generation_task,
+)
 from bloomberg_style.evaluation.lm_loss import evaluate_shard, evaluate_texts
 from bloomberg_style.evaluation.report import EvalReport
 
@@ -87,7 +93,7 @@ def check_inputs(o: EvalOptions) -> _Inputs:
     clash = sorted(set(shards) & set(texts))
     if clash:
         raise EvaluationError(f"domain name(s) {clash} given to both --data and --text")
-    task_list = [load_task(p) for p in o.tasks]
+    task_list = [load_generation_task(p) if is_generation_task(p) else load_task(p) for p in o.tasks]
     names = [t.name for t in task_list]
     if len(set(names)) != len(names):
         raise EvaluationError(f"two task files have the same task name: {names}")
@@ -171,6 +177,13 @@ def evaluate(o: EvalOptions, log: Callable[[str], Any] = print) -> EvalReport:
         _log_domain(log, name, r)
         report.domains.append(r)
     for task in inputs.tasks:
+        if isinstance(task, GenerationTask):
+            g = score_generation_task(model, tok, task, shots=o.shots, seed=o.seed, batch_size=o.batch_size,
+                                      limit=o.limit)  # fmt: skip
+            log(f"  {g.task:<14} {g.shots}-shot, {g.items} items: {g.metric} {g.score * 100:.2f} "
+                f"(majority {g.majority['score'] * 100:.2f}; {g.seconds:.1f}s)")  # fmt: skip
+            report.generation.append(g)
+            continue
         t = score_task(model, tok, task, shots=o.shots, seed=o.seed, rule=o.rule, batch_size=o.batch_size,
                        limit=o.limit)  # fmt: skip
         log(
