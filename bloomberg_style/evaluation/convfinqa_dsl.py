@@ -8,7 +8,7 @@ ops: add, subtract, multiply, divide, exp (a ** b), greater (a > b -> "yes"/"no"
 table ops table_max / table_min / table_sum / table_average(ROW NAME, none), which read the
 numbers of the table row whose first cell is ROW NAME. Arguments: numbers (commas, $ and
 a trailing % allowed; "5%" is 0.05 as in FinQA's str_to_num), const_N (const_m1 = -1),
-#N (step N's result). The program's value is its last step's.
+#N (step N's result). The program's value is its last step's; a bare number is its own value.
 
 Exact match (the ConvFinQA score): both sides normalised (numbers rounded to 5 decimals,
 as ConvFinQA's gold `exe_ans` are; yes/no lowercased) and compared. A model answer that is
@@ -85,7 +85,10 @@ def _row(table: Sequence[Sequence[str]], name: str) -> list[float]:
 
 
 def execute(program: str, table: Sequence[Sequence[str]] | None = None) -> float | str:
-    """The value of a program (a float, or "yes"/"no" for greater)."""
+    """The value of a program (a float, or "yes"/"no" for greater); a bare number is a program
+    (ConvFinQA writes a looked-up value as "206588")."""
+    if "(" not in program:
+        return to_number(program)
     results: list[float | str] = []
 
     def arg(a: str) -> float:
