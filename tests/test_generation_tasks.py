@@ -79,9 +79,8 @@ def test_convfinqa_exact_match_normalises_numbers():
 
 @pytest.fixture(scope="module")
 def tiny(small_data):
-    from tokenizer import NumericUnigramTokenizer
-
     from bloomberg_style.model import BloomForCausalLM, ModelConfig
+    from tokenizer import NumericUnigramTokenizer
 
     tok = NumericUnigramTokenizer.load(small_data["tokenizer"])
     torch.manual_seed(5)
@@ -152,3 +151,54 @@ def test_generation_task_file_errors(tmp_path):
     path.write_text(json.dumps(header) + "\n" + lines[1] + "\n")
     with pytest.raises(TaskError, match="'metric' must be one of"):
         load_generation_task(path)
+
+
+def test_in_loop_scores_and_plot(tiny, tmp_path):
+    from bloomberg_style.evaluation.fewshot import load_task, score_task
+    from bloomberg_style.evaluation.in_loop import plot_task_scores, score_tasks_in_loop
+
+    model, tok = tiny
+    fpb = tmp_path / "fpb.jsonl"
+    header = {
+        "task": "fpb-t",
+        "prompt": "{text}\nAnswer:",
+        "labels": {"up": "up", "down": "down"},
+        "shots": 1,
+    }
+    rows = [{"text": f"Shares rose {i}%", "label": "up"} for i in range(3)] + [
+        {"text": "Shares fell", "label": "down"}
+    ]
+    fpb.write_text("\n".join(json.dumps(r) for r in [header, *rows]) + "\n", encoding="utf-8")
+    ner = write_ner_task(tmp_path / "ner.jsonl", shots=0)
+    model.train()
+    scores = score_tasks_in_loop(model, tok, [fpb, ner], batch_size=4)
+    assert model.training  # put back as it was
+    model.eval()
+    assert list(scores) == ["task/fpb-t", "task/ner-t"]
+    direct = score_task(model, tok, load_task(fpb), rule="calibrated")
+    assert scores["task/fpb-t"] == direct.weighted_f1
+    assert 0.0 <= scores["task/ner-t"] <= 1.0
+    metrics = tmp_path / "metrics.jsonl"
+    records = [
+        {"step": 5, "loss": 3.0},
+        {"step": 10, **scores},
+        {"step": 20, **{k: v / 2 for k, v in scores.items()}},
+    ]
+    metrics.write_text("\n".join(json.dumps(r) for r in records) + "\n{cut", encoding="utf-8")
+    png = plot_task_scores(metrics, tmp_path / "task_scores.png")
+    assert png is not None and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert plot_task_scores(tmp_path / "none.jsonl", tmp_path / "x.png") is None
+
+
+def test_eval_section_of_the_run_config(tmp_path):
+    from bloomberg_style.config import EvalSection, RunConfig
+    from bloomberg_style.configlib import ConfigError
+
+    task = tmp_path / "t.jsonl"
+    task.write_text("{}\n")
+    EvalSection(tasks=[str(task)], task_interval=100).validate()
+    with pytest.raises(ConfigError, match="task_interval is 0"):
+        EvalSection(tasks=[str(task)]).validate()
+    with pytest.raises(ConfigError, match="no such file"):
+        EvalSection(tasks=[str(tmp_path / "missing.jsonl")], task_interval=5).validate()
+    assert RunConfig().eval == EvalSection()  # no tasks unless asked
