@@ -17,8 +17,11 @@ import random
 import sys
 from pathlib import Path
 
-from bloomberg_style.cli.evaluate import main as evaluate_main
-from bloomberg_style.evaluation.run import EvalOptions, evaluate
+# benchmarks/tokenizer.py would shadow the tokenizer package: import from the repository root.
+sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from bloomberg_style.cli.evaluate import main as evaluate_main  # noqa: E402
+from bloomberg_style.evaluation.run import EvalOptions, evaluate  # noqa: E402
 
 COMPANIES = [
     "Nokia",

@@ -202,3 +202,63 @@ def test_eval_section_of_the_run_config(tmp_path):
     with pytest.raises(ConfigError, match="no such file"):
         EvalSection(tasks=[str(tmp_path / "missing.jsonl")], task_interval=5).validate()
     assert RunConfig().eval == EvalSection()  # no tasks unless asked
+
+
+@pytest.mark.slow
+def test_data_parallel_evaluation_equals_one_process(tiny, tmp_path):
+    """Two gloo ranks (torchrun) score a classification and a generation task as one process does."""
+    import os
+    import subprocess
+    import sys
+
+    from bloomberg_style.export.hf import save_hf_folder
+    from tests.conftest import REPO
+
+    model, tok = tiny
+    hf = save_hf_folder(model, tmp_path / "hf", eos_token_id=tok.eod_id)
+    tok.save(hf)
+    fpb = tmp_path / "fpb.jsonl"
+    header = {
+        "task": "fpb-t",
+        "prompt": "{text}\nAnswer:",
+        "labels": {"up": "up", "down": "down"},
+        "shots": 2,
+    }
+    rows = [
+        {"text": f"Shares {'rose' if i % 3 else 'fell'} {i}%", "label": "up" if i % 3 else "down"}
+        for i in range(7)
+    ]
+    fpb.write_text("\n".join(json.dumps(r) for r in [header, *rows]) + "\n", encoding="utf-8")
+    ner = write_ner_task(tmp_path / "ner.jsonl", shots=2)
+    common = ["--checkpoint", str(hf), "--tasks", str(fpb), str(ner), "--device", "cpu", "--batch-size", "2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    results = {}
+    for name, launcher in (
+        ("one", [sys.executable]),
+        (
+            "two",
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nproc_per_node",
+                "2",
+                "--master_port",
+                "29533",
+            ],
+        ),
+    ):
+        out = tmp_path / name
+        proc = subprocess.run([*launcher, str(REPO / "launch" / "evaluate.py"), *common, "--output", str(out)],
+                              capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+        results[name] = json.loads((out / "results.json").read_text())
+    one, two = results["one"], results["two"]
+    assert two["settings"]["ranks"] == 2 and one["settings"]["ranks"] == 1
+    for key in ("rules", "best_rule", "items", "majority", "shots_dropped"):
+        assert two["tasks"]["fpb-t"][key] == one["tasks"]["fpb-t"][key]
+    for key in ("score", "items", "majority"):
+        assert two["generation"]["ner-t"][key] == one["generation"]["ner-t"][key]
+    assert (tmp_path / "two" / "predictions" / "ner-t.jsonl").read_text() == (
+        tmp_path / "one" / "predictions" / "ner-t.jsonl"
+    ).read_text()

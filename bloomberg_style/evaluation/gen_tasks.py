@@ -197,8 +197,10 @@ def score_generation_task(
     limit: int = 0,
     max_length: int | None = None,
     bos: bool = True,
+    indices: list[int] | None = None,
 ) -> GenerationResult:
-    """Greedy answers to the test examples (the first `limit` if > 0), scored by the task's metric."""
+    """Greedy answers to the test examples (the first `limit` if > 0), scored by the task's metric.
+    `indices` answers only those test examples, with the shots a full run gives them."""
     from bloomberg_style.evaluation.generation import greedy_generate  # torch: imported when scoring
 
     start = time.perf_counter()
@@ -209,8 +211,10 @@ def score_generation_task(
     if room < 2:
         raise TaskError(f"{task.source}: max_new_tokens {task.max_new_tokens} leaves no room for a prompt")
     prefix = [tokenizer.eod_id] if bos else []
+    chosen = list(range(len(task.test))) if indices is None else list(indices)
     prompts, dropped, truncated = [], 0, 0
-    for i, example in enumerate(task.test):
+    for i in chosen:
+        example = task.test[i]
         ids, n_dropped, cut = _prompt_ids(
             task, tokenizer, example, sample_shots(task, i, k, seed), room, prefix
         )
@@ -229,25 +233,35 @@ def score_generation_task(
     for ids in new_ids:
         text = tokenizer.decode(ids)
         outputs.append(text.split(task.stop, 1)[0].strip() if task.stop else text.strip())
-    score = task_score(task, task.test, outputs)
-    gold_answers = [e.label for e in task.test]
-    if task.metric == "convfinqa_em":
-        common = Counter(normalise(e.fields["answer"]) for e in task.test).most_common(1)[0][0]
-        baseline_answer = str(common)
-    else:
-        baseline_answer = Counter(gold_answers).most_common(1)[0][0]
     predictions = []
-    for example, output in zip(task.test, outputs):
+    for i, output in zip(chosen, outputs):
+        example = task.test[i]
         record = {"line": example.line, "gold": example.label, "output": output}
         if task.metric == "convfinqa_em":
             record["value"] = answer_value(output, example.fields.get("table"))
             record["answer"] = example.fields["answer"]
         predictions.append(record)
+    return summarise_generation(task, predictions, shots=k, seed=seed, dropped=dropped, truncated=truncated,
+                                seconds=time.perf_counter() - start)  # fmt: skip
+
+
+def summarise_generation(
+    task: GenerationTask, predictions: list[dict[str, Any]], *, shots: int, seed: int, dropped: int,
+    truncated: int, seconds: float,
+) -> GenerationResult:  # fmt: skip
+    """The GenerationResult of per-example records (one run's, or merged from ranks by line)."""
+    if not predictions:
+        raise TaskError(f"{task.source}: no test examples answered")
+    by_line = {e.line: e for e in task.test}
+    examples = [by_line[p["line"]] for p in predictions]
+    outputs = [p["output"] for p in predictions]
+    if task.metric == "convfinqa_em":
+        baseline_answer = str(Counter(normalise(e.fields["answer"]) for e in examples).most_common(1)[0][0])
+    else:
+        baseline_answer = Counter(e.label for e in examples).most_common(1)[0][0]
     return GenerationResult(
-        task=task.name, source=task.source, shots=k, seed=seed, items=len(task.test), metric=task.metric,
-        score=score,
-        majority={"answer": baseline_answer,
-                  "score": task_score(task, task.test, [baseline_answer] * len(task.test))},
-        shots_dropped=dropped, truncated=truncated, seconds=round(time.perf_counter() - start, 3),
-        predictions=predictions,
+        task=task.name, source=task.source, shots=shots, seed=seed, items=len(examples), metric=task.metric,
+        score=task_score(task, examples, outputs),
+        majority={"answer": baseline_answer, "score": task_score(task, examples, [baseline_answer] * len(examples))},
+        shots_dropped=dropped, truncated=truncated, seconds=round(seconds, 3), predictions=predictions,
     )  # fmt: skip
