@@ -67,7 +67,9 @@ class GenerationTask:
 
 def is_generation_task(path: str | Path) -> bool:
     """True when the file's first non-empty line is a header with "type": "generation"."""
-    with open(path, encoding="utf-8") as f:
+    if not Path(path).is_file():
+        return False  # load_task reports it
+    with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             if line.strip():
                 try:
