@@ -101,8 +101,10 @@ def run_pretraining(cfg: RunConfig) -> dict[str, Any]:
 
     from bloomberg_style.data.mixture import DomainSpec, build_datasets
     from bloomberg_style.evaluation.unigram import unigram_baselines
-    from bloomberg_style.model import BloomForCausalLM, param_groups
+    from bloomberg_style.model import param_groups
     from bloomberg_style.training.deepspeed_config import build_deepspeed_config
+    from bloomberg_style.training.engine_build import build_model
+    from bloomberg_style.training.memory_report import report_memory
     from bloomberg_style.training.metrics import MetricsLogger
     from bloomberg_style.training.schedule import WarmupCosineSchedule
     from bloomberg_style.training.trainer import Trainer
@@ -119,9 +121,7 @@ def run_pretraining(cfg: RunConfig) -> dict[str, Any]:
     tok = NumericUnigramTokenizer.load(cfg.data.tokenizer)
     model_cfg = build_model_config(cfg, tok.vocab_size)
     set_seed(cfg.train.seed)
-    model = BloomForCausalLM(model_cfg)
-    # Lets DeepSpeed's ds_to_universal convert our checkpoints for a new rank count / ZeRO stage.
-    model.universal_checkpoint_info = {"universal_checkpoint_version": 0.4}
+    model = build_model(model_cfg, build_deepspeed_config(cfg, dist.world_size, dist.accelerator))
     num_params = model.num_parameters()
 
     t = cfg.train
@@ -152,6 +152,7 @@ def run_pretraining(cfg: RunConfig) -> dict[str, Any]:
         cfg, dist, engine, datasets.train, datasets.valid, schedule, num_params, model_cfg.to_dict()
     )
     trainer.resume()
+    report_memory("after build")  # every rank's peak before the first step (issue 13's rehearsal)
     # Opened once the resume step is known: lines logged after the checkpoint are redone.
     metrics = trainer.metrics = MetricsLogger(
         cfg, run_dir, enabled=dist.is_main, resume_step=trainer.state.step

@@ -26,6 +26,7 @@ from bloomberg_style.model.flops import achieved_tflops, detect_peak_tflops, flo
 from bloomberg_style.training import checkpoint as ckpt
 from bloomberg_style.training.data_order import DataOrder
 from bloomberg_style.training.distributed import DistInfo, all_reduce_sum, barrier
+from bloomberg_style.training.memory_report import report_memory
 from bloomberg_style.training.metrics import MetricsLogger
 from bloomberg_style.training.plot import plot_losses
 from bloomberg_style.training.preemption import REQUEUE_EXIT_CODE, REQUEUE_FILE, StopRequest
@@ -420,6 +421,8 @@ class Trainer:
             stats = self.train_step()
             step = self.state.step
             _maybe_die_after_step(self.injected, step)
+            if step == start_step + 1:  # every rank's peak once the optimizer states exist (issue 13)
+                report_memory(f"after step {step}", self._log)
             window_tokens += stats["global_batch"] * self.seq_len
             bar.update(1)
             bar.set_postfix(loss=f"{stats['loss']:.3f}", lr=f"{stats['lr']:.2e}")
