@@ -63,23 +63,10 @@ def build_model_config(cfg: RunConfig, vocab_size: int):
 
 
 def prepare_reshard(cfg: RunConfig, dist: DistInfo) -> bool:
-    """If the checkpoint to resume was written on another rank count or ZeRO stage,
-    convert it to DeepSpeed's universal format (rank 0, once); True if so."""
-    from bloomberg_style.training import checkpoint as ckpt
+    """Convert the checkpoint to resume for a new rank count / ZeRO stage (training/reshard.py)."""
+    from bloomberg_style.training.reshard import reshard_for_resume
 
-    path = ckpt.find_resume_checkpoint(cfg.run_dir / "checkpoints", log=lambda *_: None)
-    if path is None or not ckpt.needs_reshard(path, dist.world_size, cfg.train.zero_stage):
-        return False
-    error = None
-    if dist.is_main:
-        try:
-            ckpt.convert_to_universal(path)
-        except Exception as exc:
-            error = str(exc)
-    error = broadcast_object(error)
-    if error:
-        raise RuntimeError(error)
-    return True
+    return reshard_for_resume(cfg, dist)
 
 
 def train_samples_needed(cfg: RunConfig) -> int:
