@@ -39,6 +39,10 @@ def construction_context(ds_config: dict[str, Any]) -> contextlib.AbstractContex
         return contextlib.nullcontext()
     import deepspeed
 
+    from bloomberg_style.training.host_memory import fix_malloc_thresholds
+
+    fix_malloc_thresholds()  # before the first partition exists (see host_memory.py)
+
     return deepspeed.zero.Init(config_dict_or_path=ds_config, dtype=engine_dtype(ds_config))
 
 
