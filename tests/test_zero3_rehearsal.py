@@ -43,7 +43,11 @@ def test_zero3_four_rank_rehearsal(tmp_path, small_data):
     build = peaks(out, "after build")
     assert len(build) == 4 and len(peaks(out, "after step 1")) == 4
     above = max(build) - max(base_peak)
-    assert above < 0.5 * fp32_mib, f"{above:.0f} MiB above the small launch; FP32 model {fp32_mib:.0f} MiB"
+    # Issue 13's mark at 8 ranks is 0.5 x; DeepSpeed's own ZeRO-3 states at build (bf16
+    # partition, FP32 master, FP32 gradient partition: 10 bytes/param / ranks) are 0.63 x
+    # the FP32 model at 4 ranks, so 4 ranks get 0.75 x, still far below the 1 x any
+    # unsharded build needs.
+    assert above < 0.75 * fp32_mib, f"{above:.0f} MiB above the small launch; FP32 model {fp32_mib:.0f} MiB"
 
     resumed = tiny_run_config(tmp_path, small_data, name="big", train={**TRAIN, "steps": 3}, model=MODEL)
     out = run_launcher(["--config", str(resumed)], ranks=4)

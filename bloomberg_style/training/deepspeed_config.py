@@ -84,7 +84,8 @@ def zero3_buffer_sizes(hidden: int, layers: int, vocab: int) -> dict[str, int]:
     Hugging Face's `auto` rule: a reduce bucket of hidden^2, a prefetch bucket of
     0.9 hidden^2, parameters under 10 hidden elements kept whole on every rank (LayerNorms,
     biases). Live and reuse limits allow two blocks, or the embedding when it is larger,
-    so one gathered layer can be in use while the next is fetched. At 50B (hidden 7,680)
+    so one gathered layer can be in use while the next is fetched; optimizer sub-groups of
+    one block. At 50B (hidden 7,680)
     that is a 59M-element bucket and about 1.4B live elements; at ladder-350m on CPU,
     0.6M and 14M. A `train.deepspeed_json` `zero_optimization` block overrides any of them.
     """
@@ -96,6 +97,10 @@ def zero3_buffer_sizes(hidden: int, layers: int, vocab: int) -> dict[str, int]:
         "stage3_param_persistence_threshold": 10 * hidden,
         "stage3_max_live_parameters": live,
         "stage3_max_reuse_distance": live,
+        # The optimizer steps one sub-group of partitions at a time, with an FP32 gradient
+        # buffer and Adam's temporaries of the sub-group's size: one block's worth, not
+        # DeepSpeed's 1e9 elements (the whole partition on small models).
+        "sub_group_size": block,
     }
 
 
