@@ -26,18 +26,18 @@ def losses(run_dir: Path) -> dict[int, float]:
 
 def test_zero3_four_ranks_resume_on_two(tmp_path, small_data):
     straight = tiny_run_config(tmp_path, small_data, name="straight", train=TRAIN)
-    run_launcher(["--config", str(straight)], ranks=4)
+    run_launcher(["--config", str(straight)], ranks=4, timeout=900)
     reference = losses(tmp_path / "runs" / "straight")
     assert sorted(reference) == [1, 2, 3, 4]
 
     first = tiny_run_config(tmp_path, small_data, name="z3", train={**TRAIN, "exit_at_step": 2})
-    run_launcher(["--config", str(first)], ranks=4)
+    run_launcher(["--config", str(first)], ranks=4, timeout=900)
     # The same checkpoint, resumed twice: on 2 ranks with ZeRO-3 and with ZeRO-2.
     runs = tmp_path / "runs"
     shutil.copytree(runs / "z3", runs / "z2")
     for name, stage in (("z3", 3), ("z2", 2)):
         cfg = tiny_run_config(tmp_path, small_data, name=name, train={**TRAIN, "zero_stage": stage})
-        proc = run_launcher(["--config", str(cfg)], ranks=2)
+        proc = run_launcher(["--config", str(cfg)], ranks=2, timeout=900)
         out = proc.stdout + proc.stderr
         assert "resharding step_00000002" in out and "worker(s)" in out, out[-3000:]
         got = losses(runs / name)

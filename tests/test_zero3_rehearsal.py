@@ -31,11 +31,11 @@ def peaks(output: str, label: str) -> list[float]:
 
 def test_zero3_four_rank_rehearsal(tmp_path, small_data):
     base = tiny_run_config(tmp_path, small_data, name="base", train=TRAIN)
-    base_out = run_launcher(["--config", str(base)], ranks=4)
+    base_out = run_launcher(["--config", str(base)], ranks=4, timeout=900)
     base_peak = peaks(base_out.stdout + base_out.stderr, "after build")
 
     big = tiny_run_config(tmp_path, small_data, name="big", train=TRAIN, model=MODEL)
-    proc = run_launcher(["--config", str(big)], ranks=4)
+    proc = run_launcher(["--config", str(big)], ranks=4, timeout=900)
     out = proc.stdout + proc.stderr
     assert "ZeRO-3 buffers (elements): reduce_bucket_size=262,144" in out  # hidden^2, printed at start
     params = int(re.search(r"model tiny: ([\d,]+) parameters", out).group(1).replace(",", ""))
@@ -50,6 +50,6 @@ def test_zero3_four_rank_rehearsal(tmp_path, small_data):
     assert above < 0.75 * fp32_mib, f"{above:.0f} MiB above the small launch; FP32 model {fp32_mib:.0f} MiB"
 
     resumed = tiny_run_config(tmp_path, small_data, name="big", train={**TRAIN, "steps": 3}, model=MODEL)
-    out = run_launcher(["--config", str(resumed)], ranks=4)
+    out = run_launcher(["--config", str(resumed)], ranks=4, timeout=900)
     assert "resumed from" in out.stdout + out.stderr
     assert len(peaks(out.stdout + out.stderr, "after build")) == 4

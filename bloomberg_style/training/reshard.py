@@ -34,7 +34,8 @@ def conversion_workers() -> int:
 
 
 def universal_ready(path: Path) -> bool:
-    return (path / ckpt.UNIVERSAL / "mp_rank_00_model_states.pt").is_file()
+    """The universal folder appears by one atomic rename, so its existence means complete."""
+    return (path / ckpt.UNIVERSAL).is_dir()
 
 
 def convert(path: Path, workers: int, log=print) -> Path:
