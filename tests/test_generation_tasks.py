@@ -211,8 +211,7 @@ def test_data_parallel_evaluation_equals_one_process(tiny, tmp_path):
     import subprocess
     import sys
 
-    from bloomberg_style.export.hf import save_hf_folder
-
+    from bloomberg_style.artifacts.hf import save_hf_folder
     from tests.conftest import REPO
 
     model, tok = tiny
