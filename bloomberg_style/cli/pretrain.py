@@ -74,11 +74,15 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if args.dry_run:
         dry_run(cfg)
         return 0
+    from bloomberg_style.evaluation.fewshot import TaskError
+    from bloomberg_style.evaluation.in_loop import check_task_files, task_evaluation
     from bloomberg_style.training.pretrain import run_pretraining
 
     try:
-        summary = run_pretraining(cfg)
-    except ConfigError as exc:
+        check_task_files(cfg.eval.tasks)  # a bad task file fails before any compute
+        # The trainer (training/) cannot import evaluation/; the task scorer is passed in here.
+        summary = run_pretraining(cfg, extra_evaluation=task_evaluation)
+    except (ConfigError, TaskError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return int(summary.get("exit_code", 0))

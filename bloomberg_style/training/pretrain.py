@@ -6,6 +6,7 @@ import functools
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -81,9 +82,19 @@ def pretraining_task(cfg: RunConfig, eod_id: int, vocab_size: int):
     return TrainingTask(datasets.train, stack_samples, held_out, cfg.data.seq_len), datasets
 
 
-def run_pretraining(cfg: RunConfig) -> dict[str, Any]:
+# (cfg, tokenizer) -> the scorer of cfg.eval.tasks, or None. Filled by the caller (cli/pretrain.py
+# passes evaluation/in_loop.task_evaluation): training sits below evaluation and cannot import it.
+ExtraEvaluationFactory = Callable[[RunConfig, Any], Any]
+
+
+def run_pretraining(cfg: RunConfig, extra_evaluation: ExtraEvaluationFactory | None = None) -> dict[str, Any]:
     """Train (or resume) the run described by `cfg`; returns a summary (rank 0 has it all)."""
     cfg.validate()
+    if cfg.eval.tasks and extra_evaluation is None:
+        raise ConfigError(
+            "eval.tasks is set but nothing scores task files here: run `bloomberg-style pretrain` "
+            "(or pass run_pretraining(cfg, extra_evaluation=evaluation.in_loop.task_evaluation))"
+        )
     from bloomberg_style.data.prepare import check_inline_preparation
 
     check_inline_preparation(cfg.data, int(os.environ.get("WORLD_SIZE", "1")))  # before any collective
@@ -112,6 +123,8 @@ def run_pretraining(cfg: RunConfig) -> dict[str, Any]:
 
     t, o = cfg.train, cfg.optim
     task, datasets = pretraining_task(cfg, tok.eod_id, model_cfg.vocab_size)
+    if extra_evaluation is not None:
+        task.extra_evaluation = extra_evaluation(cfg, tok)
     schedule = WarmupCosineSchedule(
         peak_lr=o.lr, min_lr=o.min_lr, warmup_steps=o.warmup_steps,
         decay_steps=o.decay_steps or max(1, t.steps - o.warmup_steps),
