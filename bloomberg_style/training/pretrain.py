@@ -17,10 +17,6 @@ from bloomberg_style.training.distributed import DistInfo, init_distributed, on_
 DEMO_CONFIG = packaged("pretrain/demo.yaml")  # shipped as package data
 
 
-def padded_vocab(vocab_size: int, multiple: int) -> int:
-    return -(-vocab_size // multiple) * multiple
-
-
 def prepare_inputs(cfg: RunConfig, dist: DistInfo) -> None:
     """Rank 0 builds missing corpus/tokenizer/shards; every rank then checks it sees them."""
     from bloomberg_style.data.build import check_run_inputs, ensure_run_inputs
@@ -29,25 +25,6 @@ def prepare_inputs(cfg: RunConfig, dist: DistInfo) -> None:
         lambda: ensure_run_inputs(cfg.data), lambda e: ConfigError(f"preparing the run's inputs failed: {e}")
     )
     check_run_inputs(cfg.data)
-
-
-def build_model_config(cfg: RunConfig, vocab_size: int):
-    from bloomberg_style.model import ModelConfig
-
-    overrides = dict(cfg.model.overrides)
-    for key in ("vocab_size", "max_seq_len", "activation_checkpointing"):
-        if key in overrides:
-            raise ConfigError(f"model.overrides.{key} is set by the run (tokenizer / data.seq_len / train.*)")
-    try:
-        return ModelConfig.preset(
-            cfg.model.preset,
-            **overrides,
-            vocab_size=padded_vocab(vocab_size, cfg.model.pad_vocab_to),
-            max_seq_len=cfg.data.seq_len,
-            activation_checkpointing=cfg.train.activation_checkpointing,
-        )
-    except ValueError as exc:
-        raise ConfigError(f"model: {exc}") from exc
 
 
 def train_samples_needed(cfg: RunConfig) -> int:
@@ -103,13 +80,13 @@ def run_pretraining(cfg: RunConfig, extra_evaluation: ExtraEvaluationFactory | N
     prepare_inputs(cfg, dist)
 
     from bloomberg_style.data.unigram import unigram_baselines
-    from bloomberg_style.model import BloomForCausalLM
+    from bloomberg_style.model import BloomForCausalLM, ModelConfig
     from bloomberg_style.training.build import BuiltModel, build_run
     from bloomberg_style.training.schedule import WarmupCosineSchedule
     from tokenizer import NumericUnigramTokenizer
 
     tok = NumericUnigramTokenizer.load(cfg.data.tokenizer)
-    model_cfg = build_model_config(cfg, tok.vocab_size)
+    model_cfg = ModelConfig.from_run(cfg, tok.vocab_size)
 
     def build_model() -> BuiltModel:
         model = BloomForCausalLM(model_cfg)
@@ -121,15 +98,14 @@ def run_pretraining(cfg: RunConfig, extra_evaluation: ExtraEvaluationFactory | N
         if not (run_dir / "tokenizer").is_dir():
             shutil.copytree(cfg.data.tokenizer, run_dir / "tokenizer")
 
-    t, o = cfg.train, cfg.optim
+    t = cfg.train
     task, datasets = pretraining_task(cfg, tok.eod_id, model_cfg.vocab_size)
     if extra_evaluation is not None:
         task.extra_evaluation = extra_evaluation(cfg, tok)
-    schedule = WarmupCosineSchedule(
-        peak_lr=o.lr, min_lr=o.min_lr, warmup_steps=o.warmup_steps,
-        decay_steps=o.decay_steps or max(1, t.steps - o.warmup_steps),
-    )  # fmt: skip
-    run = build_run(cfg, dist, build_model, task, schedule, o.weight_decay, extra_files=copy_tokenizer)
+    schedule = WarmupCosineSchedule.from_run(cfg)
+    run = build_run(
+        cfg, dist, build_model, task, schedule, cfg.optim.weight_decay, extra_files=copy_tokenizer
+    )
     num_params = run.num_parameters
     run.trainer.say(
         f"model {cfg.model.preset}: {num_params:,} parameters; {dist.world_size} rank(s) x "
