@@ -125,13 +125,12 @@ def run_pretraining(cfg: RunConfig, extra_evaluation: ExtraEvaluationFactory | N
 
 def log_attention_path(cfg: RunConfig, run, impl: str, dist: DistInfo) -> None:
     """Which attention kernel runs (and why `auto` fell back), in the log and in events.jsonl."""
-    import torch
-
+    from bloomberg_style.artifacts.load import torch_dtype
     from bloomberg_style.training import attention_report
 
     if not dist.is_main:
         return
-    dtype = torch.bfloat16 if cfg.train.precision == "bf16" else torch.float32
+    dtype = torch_dtype(cfg.train.precision)
     attention = attention_report.attention_path(impl, dist.device, dtype)
     run.trainer.say(attention_report.describe(attention))
     run.metrics.event(run.trainer.counters.step, "attention", label=attention["path"], **attention)
