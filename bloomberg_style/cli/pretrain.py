@@ -12,7 +12,7 @@ import json
 import sys
 
 from bloomberg_style.config import ConfigError, RunConfig
-from bloomberg_style.configlib import packaged
+from bloomberg_style.configlib import add_set_flag, packaged
 
 DEMO_CONFIG = packaged("pretrain/demo.yaml")
 
@@ -26,13 +26,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "resume only run folders you or someone you trust wrote.",
     )
     parser.add_argument("--config", default=str(DEMO_CONFIG), help="run YAML (default: the CPU demo)")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set train.steps=100 (repeatable)",
-    )
+    add_set_flag(parser)
     parser.add_argument(
         "--dry-run", action="store_true", help="print the resolved config and batch arithmetic"
     )
