@@ -231,8 +231,18 @@ def split_continuation(tokenizer, context: str, answer: str) -> tuple[list[int],
     return whole, n
 
 
+class ResultDict:
+    """to_dict of a task result (a dataclass with `predictions`): per-item predictions on request."""
+
+    def to_dict(self, with_predictions: bool = False) -> dict[str, Any]:
+        d = asdict(self)
+        if not with_predictions:
+            d.pop("predictions")
+        return d
+
+
 @dataclass
-class TaskResult:
+class TaskResult(ResultDict):
     task: str
     source: str
     shots: int
@@ -249,12 +259,6 @@ class TaskResult:
     truncated: int  # examples whose context was cut on the left even with no shots
     seconds: float
     predictions: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_dict(self, with_predictions: bool = False) -> dict[str, Any]:
-        d = asdict(self)
-        if not with_predictions:
-            d.pop("predictions")
-        return d
 
 
 def rule_scores(item: Sequence[tuple[float, int]], prior: Sequence[float]) -> dict[str, list[float]]:

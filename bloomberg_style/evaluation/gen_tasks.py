@@ -22,7 +22,7 @@ import json
 import string
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from bloomberg_style.evaluation.convfinqa_dsl import answer_value, exact_match, 
 from bloomberg_style.evaluation.entities import entity_f1, parse_entities
 from bloomberg_style.evaluation.fewshot import (
     Example,
+    ResultDict,
     TaskError,
     read_task_lines,
     sample_shots,
@@ -132,7 +133,7 @@ def load_generation_task(path: str | Path) -> GenerationTask:
 
 
 @dataclass
-class GenerationResult:
+class GenerationResult(ResultDict):
     task: str
     source: str
     shots: int
@@ -145,12 +146,6 @@ class GenerationResult:
     truncated: int
     seconds: float
     predictions: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_dict(self, with_predictions: bool = False) -> dict[str, Any]:
-        d = asdict(self)
-        if not with_predictions:
-            d.pop("predictions")
-        return d
 
 
 def task_score(task: GenerationTask, examples: list[Example], outputs: list[str]) -> float:
