@@ -212,6 +212,7 @@ def test_data_parallel_evaluation_equals_one_process(tiny, tmp_path):
     import sys
 
     from bloomberg_style.export.hf import save_hf_folder
+
     from tests.conftest import REPO
 
     model, tok = tiny
