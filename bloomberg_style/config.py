@@ -24,16 +24,54 @@ __all__ = ["ConfigError", "RunConfig", "apply_override"]
 
 
 @dataclass
+class ModelOverrides:
+    """Fields of model/config.py's ModelConfig that a run sets over its preset; None = the preset's.
+
+    Typed here (config sits below model/ and cannot import it) so a typo or a wrong type is a
+    file:line error at load; tests/test_config.py checks these are exactly ModelConfig's fields.
+    Checks across fields (hidden_size divisible by num_heads...) run when ModelConfig.from_run
+    builds the model config, still before any compute.
+    """
+
+    vocab_size: int | None = None  # set by the run (the tokenizer), not here
+    hidden_size: int | None = None
+    num_layers: int | None = None
+    num_heads: int | None = None
+    max_seq_len: int | None = None  # set by the run (data.seq_len), not here
+    layer_norm_eps: float | None = None
+    init_std: float | None = None
+    hidden_dropout: float | None = None
+    attention_dropout: float | None = None
+    attention_impl: str | None = None
+    query_key_layer_scaling: bool | None = None
+    activation_checkpointing: bool | None = None  # set by the run (train.activation_checkpointing)
+    activation_checkpointing_impl: str | None = None
+    compile_blocks: bool | None = None
+    compile_backend: str | None = None
+
+    SET_BY_RUN = ("vocab_size", "max_seq_len", "activation_checkpointing")
+
+    def given(self) -> dict[str, Any]:
+        """The fields the YAML set (what config.yaml shows and the config hash covers)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+@dataclass
 class ModelSection:
-    """Which model to build: a preset plus field overrides (see `ModelConfig`)."""
+    """Which model to build: a preset plus typed field overrides (ModelConfig.from_run builds it)."""
 
     preset: str = "tiny"
-    overrides: dict[str, Any] = field(default_factory=dict)
+    overrides: ModelOverrides = field(default_factory=ModelOverrides)
     pad_vocab_to: int = 128  # vocab rows rounded up to a multiple of this (tokenizer size + padding)
 
     def validate(self) -> None:
         if self.pad_vocab_to < 1:
             raise ConfigError(f"model.pad_vocab_to must be >= 1, got {self.pad_vocab_to}")
+        for key in ModelOverrides.SET_BY_RUN:
+            if getattr(self.overrides, key) is not None:
+                raise ConfigError(
+                    f"model.overrides.{key} is set by the run (tokenizer / data.seq_len / train.*)"
+                )
 
 
 @dataclass
@@ -416,7 +454,9 @@ class RunConfig:
 
     # ---- YAML in and out ------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return to_plain(dataclasses.asdict(self))
+        data = to_plain(dataclasses.asdict(self))
+        data["model"]["overrides"] = self.model.overrides.given()  # as written: same YAML and hash as before
+        return data
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)

@@ -107,9 +107,8 @@ class Task:
         return self.separator.join(parts) + self.target_delimiter
 
 
-def load_task(path: str | Path) -> Task:
-    """Read and check a task file (format in the module docstring)."""
-    path = Path(path)
+def read_task_lines(path: Path) -> list[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a task file (any kind); TaskError names file:line."""
     if not path.is_file():
         raise TaskError(f"task file not found: {path}")
     records: list[tuple[int, dict]] = []
@@ -124,6 +123,26 @@ def load_task(path: str | Path) -> Task:
             if not isinstance(record, dict):
                 raise TaskError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
             records.append((number, record))
+    return records
+
+
+def split_example(record: dict, where: str, placeholders: set[str], answer: str) -> tuple[str, dict]:
+    """An example line's split and its prompt fields (everything but `answer` and split),
+    checked to hold every placeholder of the prompt as a string."""
+    split = record.get("split", "test")
+    if split not in ("train", "test"):
+        raise TaskError(f"{where}: split must be 'train' or 'test', got {split!r}")
+    fields = {k: v for k, v in record.items() if k not in (answer, "split")}
+    for name in placeholders:
+        if not isinstance(fields.get(name), str):
+            raise TaskError(f"{where}: the prompt uses {{{name}}} but this example has no string {name!r}")
+    return split, fields
+
+
+def load_task(path: str | Path) -> Task:
+    """Read and check a task file (format in the module docstring)."""
+    path = Path(path)
+    records = read_task_lines(path)
     if not records or "task" not in records[0][1]:
         raise TaskError(f"{path}:1: the first line must be the task header with a 'task' field")
     header_line, header = records[0]
@@ -173,15 +192,7 @@ def load_task(path: str | Path) -> Task:
         label = record.get("label")
         if label not in labels:
             raise TaskError(f"{where}: label {label!r} is not one of {list(labels)}")
-        split = record.get("split", "test")
-        if split not in ("train", "test"):
-            raise TaskError(f"{where}: split must be 'train' or 'test', got {split!r}")
-        fields = {k: v for k, v in record.items() if k not in ("label", "split")}
-        for name in placeholders:
-            if not isinstance(fields.get(name), str):
-                raise TaskError(
-                    f"{where}: the prompt uses {{{name}}} but this example has no string {name!r}"
-                )
+        split, fields = split_example(record, where, placeholders, "label")
         (train if split == "train" else test).append(Example(fields, label, number))
     if not test:
         raise TaskError(f"{path}: no test examples (lines with split 'test' or no split)")
@@ -220,8 +231,18 @@ def split_continuation(tokenizer, context: str, answer: str) -> tuple[list[int],
     return whole, n
 
 
+class ResultDict:
+    """to_dict of a task result (a dataclass with `predictions`): per-item predictions on request."""
+
+    def to_dict(self, with_predictions: bool = False) -> dict[str, Any]:
+        d = asdict(self)
+        if not with_predictions:
+            d.pop("predictions")
+        return d
+
+
 @dataclass
-class TaskResult:
+class TaskResult(ResultDict):
     task: str
     source: str
     shots: int
@@ -238,12 +259,6 @@ class TaskResult:
     truncated: int  # examples whose context was cut on the left even with no shots
     seconds: float
     predictions: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_dict(self, with_predictions: bool = False) -> dict[str, Any]:
-        d = asdict(self)
-        if not with_predictions:
-            d.pop("predictions")
-        return d
 
 
 def rule_scores(item: Sequence[tuple[float, int]], prior: Sequence[float]) -> dict[str, list[float]]:

@@ -22,13 +22,20 @@ import json
 import string
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bloomberg_style.evaluation.convfinqa_dsl import answer_value, exact_match, normalise
 from bloomberg_style.evaluation.entities import entity_f1, parse_entities
-from bloomberg_style.evaluation.fewshot import Example, TaskError, sample_shots
+from bloomberg_style.evaluation.fewshot import (
+    Example,
+    ResultDict,
+    TaskError,
+    read_task_lines,
+    sample_shots,
+    split_example,
+)
 
 METRICS = ("entity_f1", "convfinqa_em")
 NEEDS = {"entity_f1": "entities", "convfinqa_em": "answer"}
@@ -82,20 +89,7 @@ def is_generation_task(path: str | Path) -> bool:
 
 def load_generation_task(path: str | Path) -> GenerationTask:
     path = Path(path)
-    if not path.is_file():
-        raise TaskError(f"task file not found: {path}")
-    lines = [
-        (n, line) for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if line.strip()
-    ]
-    records = []
-    for n, line in lines:
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise TaskError(f"{path}:{n}: not valid JSON: {err.msg}") from None
-        if not isinstance(record, dict):
-            raise TaskError(f"{path}:{n}: expected a JSON object")
-        records.append((n, record))
+    records = read_task_lines(path)
     if not records:
         raise TaskError(f"{path}: empty task file")
     n0, header = records[0]
@@ -127,15 +121,7 @@ def load_generation_task(path: str | Path) -> GenerationTask:
             raise TaskError(f"{where}: needs a string 'target'")
         if needs not in record:
             raise TaskError(f"{where}: metric {h['metric']} needs the field {needs!r}")
-        split = record.get("split", "test")
-        if split not in ("train", "test"):
-            raise TaskError(f"{where}: split must be 'train' or 'test', got {split!r}")
-        fields = {k: v for k, v in record.items() if k not in ("target", "split")}
-        for name in names:
-            if not isinstance(fields.get(name), str):
-                raise TaskError(
-                    f"{where}: the prompt uses {{{name}}} but this example has no string {name!r}"
-                )
+        split, fields = split_example(record, where, names, "target")
         (train if split == "train" else test).append(Example(fields, record["target"], n))
     if not test:
         raise TaskError(f"{path}: no test examples")
@@ -147,7 +133,7 @@ def load_generation_task(path: str | Path) -> GenerationTask:
 
 
 @dataclass
-class GenerationResult:
+class GenerationResult(ResultDict):
     task: str
     source: str
     shots: int
@@ -160,12 +146,6 @@ class GenerationResult:
     truncated: int
     seconds: float
     predictions: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_dict(self, with_predictions: bool = False) -> dict[str, Any]:
-        d = asdict(self)
-        if not with_predictions:
-            d.pop("predictions")
-        return d
 
 
 def task_score(task: GenerationTask, examples: list[Example], outputs: list[str]) -> float:

@@ -2,15 +2,14 @@
 `eval.task_interval` steps and logs them as `task/NAME` in metrics.jsonl (and wandb);
 task_scores.png (next to loss.png) draws them against steps.
 
-The one call the trainer needs, after its validation loss at a step where
-`step % cfg.eval.task_interval == 0`:
+The trainer cannot import this package (training sits below evaluation), so the seam
+runs the other way: `task_evaluation(cfg, tokenizer)` builds a training.task.ExtraEvaluation
+and cli/pretrain.py hands this function to run_pretraining, which attaches it to the
+pretraining task. The trainer then calls it every `eval.task_interval` steps (and at
+step 0 and the last step) and logs `{"task/fpb": 0.61, "task/ner": 0.12, ...}`.
 
-    scores = score_tasks_in_loop(engine.module, tokenizer, cfg.eval.tasks,
-                                 limit=cfg.eval.task_limit, shots=cfg.eval.task_shots)
-    metrics.log(step, scores)   # {"task/fpb": 0.61, "task/ner": 0.12, ...}
-
-Under ZeRO-1/2 every rank holds the whole model, so rank 0 alone may call it; under
-ZeRO-3 every rank must call it (each forward gathers the shards) and rank 0 logs.
+Under ZeRO-1/2 every rank holds the whole model, so rank 0 alone scores; under
+ZeRO-3 every rank scores the same examples (each forward gathers the shards) and rank 0 logs.
 The model is put in eval mode and back in train mode after; no gradients are kept.
 Each task's score is its headline number: weighted F1 (best of the three rules, or the
 task's own metric) for classification, entity F1 / exact match for generation tasks.
@@ -23,8 +22,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bloomberg_style.evaluation.fewshot import load_task
+from bloomberg_style.evaluation.fewshot import TaskError, load_task
 from bloomberg_style.evaluation.gen_tasks import is_generation_task, load_generation_task
+from bloomberg_style.training.task import ExtraEvaluation
 
 _CACHE: dict[str, Any] = {}
 
@@ -39,7 +39,7 @@ def check_task_files(paths: Sequence[str]) -> None:
     """Load every file now (TaskError names the file and line), so a typo fails before training."""
     names = [_task(str(p)).name for p in paths]
     if len(set(names)) != len(names):
-        raise ValueError(f"eval.tasks: two task files have the same task name: {names}")
+        raise TaskError(f"eval.tasks: two task files have the same task name: {names}")
 
 
 def score_tasks_in_loop(
@@ -113,3 +113,20 @@ def plot_task_scores(metrics_path: str | Path, out: str | Path) -> Path | None:
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def task_evaluation(cfg, tokenizer) -> ExtraEvaluation | None:
+    """The ExtraEvaluation that scores `cfg.eval.tasks` in the loop, or None if none are listed."""
+    e = cfg.eval
+    if not e.tasks:
+        return None
+    check_task_files(e.tasks)
+
+    def score(engine, dist) -> dict[str, float]:
+        return score_tasks_in_loop(engine.module, tokenizer, e.tasks, limit=e.task_limit, shots=e.task_shots,
+                                   seed=cfg.train.seed)  # fmt: skip
+
+    def plot(run_dir: Path) -> None:
+        plot_task_scores(run_dir / "metrics.jsonl", run_dir / "task_scores.png")
+
+    return ExtraEvaluation(e.task_interval, score, all_ranks=cfg.train.zero_stage == 3, plot=plot)

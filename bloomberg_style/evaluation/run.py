@@ -142,8 +142,7 @@ def _log_domain(log: Callable[[str], Any], name: str, r: Any) -> None:
 
 def evaluate(o: EvalOptions, log: Callable[[str], Any] = print) -> EvalReport:
     """Evaluate one model on shards (--data), raw text (--text) and few-shot task files (--tasks)."""
-    import torch
-
+    from bloomberg_style.artifacts.load import TORCH_DTYPES
     from bloomberg_style.evaluation.loading import load_for_evaluation
     from bloomberg_style.evaluation.parallel import init_from_env, local_device, score_parallel
 
@@ -151,7 +150,7 @@ def evaluate(o: EvalOptions, log: Callable[[str], Any] = print) -> EvalReport:
     rank, world = init_from_env()  # > 1 under torchrun / deepspeed: tasks are split over ranks
     if rank:
         log = lambda message: None  # noqa: E731 (rank 0 speaks for all)
-    torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[o.dtype]
+    torch_dtype = TORCH_DTYPES[o.dtype]
     device = o.device or local_device()
     loaded = load_for_evaluation(checkpoint, tokenizer=o.tokenizer, dtype=torch_dtype, device=device)
     model, tok = loaded.model, loaded.tokenizer

@@ -64,16 +64,15 @@ def build_deepspeed_config(cfg: RunConfig, world_size: int, accelerator: str) ->
 
 def model_dims(cfg: RunConfig) -> tuple[int, int, int]:
     """(hidden, layers, vocab) of the run's model, from the preset and overrides."""
-    from bloomberg_style.model import ModelConfig
+    from bloomberg_style.model.config import ModelConfig, padded_vocab
 
-    overrides = {k: v for k, v in cfg.model.overrides.items() if k not in ("vocab_size", "max_seq_len")}
+    overrides = cfg.model.overrides.given()  # vocab_size / max_seq_len are refused there (set by the run)
     try:
         m = ModelConfig.preset(cfg.model.preset, **overrides)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"model: {exc}") from exc
     vocab = getattr(cfg.data, "tokenizer_vocab_size", 0) or m.vocab_size
-    multiple = max(1, cfg.model.pad_vocab_to)
-    return m.hidden_size, m.num_layers, -(-vocab // multiple) * multiple
+    return m.hidden_size, m.num_layers, padded_vocab(vocab, max(1, cfg.model.pad_vocab_to))
 
 
 def zero3_buffer_sizes(hidden: int, layers: int, vocab: int) -> dict[str, int]:

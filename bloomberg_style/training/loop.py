@@ -115,6 +115,20 @@ class Trainer:
         self.state.last_valid = self.task.evaluation(self.engine, self.dist)
         return self.state.last_valid
 
+    def evaluate_extra(self, step: int) -> dict[str, float]:
+        """The task's extra scores (task files during pretraining) when due; logged, not acted on."""
+        extra = self.task.extra_evaluation
+        if extra is None or (step % extra.interval and step != self.cfg.train.steps):
+            return {}
+        # ZeRO-1/2: rank 0 holds the whole model and scores alone; the others wait here.
+        scores = extra.score(self.engine, self.dist) if extra.all_ranks or self.dist.is_main else {}
+        barrier()
+        if scores:
+            self.metrics.log(step, scores)
+            if self.dist.is_main and extra.plot is not None:
+                extra.plot(self.run_dir)
+        return scores
+
     def trainer_state(self) -> dict[str, Any]:
         """trainer_state.json: the run state plus what a later load must check against."""
         dropout = self.state.knobs.dropout
@@ -171,6 +185,7 @@ class Trainer:
             return
         if c.step == 0:
             self._evaluate_and_control()
+            self.evaluate_extra(0)
         bar = tqdm(total=t.steps, initial=c.step, disable=not (self.dist.is_main and self.cfg.logging.progress),
                    desc=self.cfg.name, unit="step", dynamic_ncols=True)  # fmt: skip
         first = self.counters.step + 1
@@ -190,6 +205,7 @@ class Trainer:
                 saved = self._evaluate_and_control()
                 if self.counters.step != step:  # the controller rolled back: go on from there
                     continue
+            self.evaluate_extra(step)
             if not saved and (step % t.save_interval == 0 or step in (t.steps, end) or controller.stopped):
                 self.save()
             if controller.stopped:

@@ -6,6 +6,7 @@ import functools
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,6 @@ from bloomberg_style.training.distributed import DistInfo, init_distributed, on_
 DEMO_CONFIG = packaged("pretrain/demo.yaml")  # shipped as package data
 
 
-def padded_vocab(vocab_size: int, multiple: int) -> int:
-    return -(-vocab_size // multiple) * multiple
-
-
 def prepare_inputs(cfg: RunConfig, dist: DistInfo) -> None:
     """Rank 0 builds missing corpus/tokenizer/shards; every rank then checks it sees them."""
     from bloomberg_style.data.build import check_run_inputs, ensure_run_inputs
@@ -28,25 +25,6 @@ def prepare_inputs(cfg: RunConfig, dist: DistInfo) -> None:
         lambda: ensure_run_inputs(cfg.data), lambda e: ConfigError(f"preparing the run's inputs failed: {e}")
     )
     check_run_inputs(cfg.data)
-
-
-def build_model_config(cfg: RunConfig, vocab_size: int):
-    from bloomberg_style.model import ModelConfig
-
-    overrides = dict(cfg.model.overrides)
-    for key in ("vocab_size", "max_seq_len", "activation_checkpointing"):
-        if key in overrides:
-            raise ConfigError(f"model.overrides.{key} is set by the run (tokenizer / data.seq_len / train.*)")
-    try:
-        return ModelConfig.preset(
-            cfg.model.preset,
-            **overrides,
-            vocab_size=padded_vocab(vocab_size, cfg.model.pad_vocab_to),
-            max_seq_len=cfg.data.seq_len,
-            activation_checkpointing=cfg.train.activation_checkpointing,
-        )
-    except ValueError as exc:
-        raise ConfigError(f"model: {exc}") from exc
 
 
 def train_samples_needed(cfg: RunConfig) -> int:
@@ -81,9 +59,19 @@ def pretraining_task(cfg: RunConfig, eod_id: int, vocab_size: int):
     return TrainingTask(datasets.train, stack_samples, held_out, cfg.data.seq_len), datasets
 
 
-def run_pretraining(cfg: RunConfig) -> dict[str, Any]:
+# (cfg, tokenizer) -> the scorer of cfg.eval.tasks, or None. Filled by the caller (cli/pretrain.py
+# passes evaluation/in_loop.task_evaluation): training sits below evaluation and cannot import it.
+ExtraEvaluationFactory = Callable[[RunConfig, Any], Any]
+
+
+def run_pretraining(cfg: RunConfig, extra_evaluation: ExtraEvaluationFactory | None = None) -> dict[str, Any]:
     """Train (or resume) the run described by `cfg`; returns a summary (rank 0 has it all)."""
     cfg.validate()
+    if cfg.eval.tasks and extra_evaluation is None:
+        raise ConfigError(
+            "eval.tasks is set but nothing scores task files here: run `bloomberg-style pretrain` "
+            "(or pass run_pretraining(cfg, extra_evaluation=evaluation.in_loop.task_evaluation))"
+        )
     from bloomberg_style.data.prepare import check_inline_preparation
 
     check_inline_preparation(cfg.data, int(os.environ.get("WORLD_SIZE", "1")))  # before any collective
@@ -92,13 +80,14 @@ def run_pretraining(cfg: RunConfig) -> dict[str, Any]:
     prepare_inputs(cfg, dist)
 
     from bloomberg_style.data.unigram import unigram_baselines
+    from bloomberg_style.model import ModelConfig
     from bloomberg_style.training import engine_build
     from bloomberg_style.training.build import BuiltModel, build_run
     from bloomberg_style.training.schedule import WarmupCosineSchedule
     from tokenizer import NumericUnigramTokenizer
 
     tok = NumericUnigramTokenizer.load(cfg.data.tokenizer)
-    model_cfg = build_model_config(cfg, tok.vocab_size)
+    model_cfg = ModelConfig.from_run(cfg, tok.vocab_size)
 
     def build_model(ds_config: dict[str, Any]) -> BuiltModel:
         model = engine_build.build_model(model_cfg, ds_config)  # partitioned from birth under ZeRO-3
@@ -108,13 +97,14 @@ def run_pretraining(cfg: RunConfig) -> dict[str, Any]:
         if not (run_dir / "tokenizer").is_dir():
             shutil.copytree(cfg.data.tokenizer, run_dir / "tokenizer")
 
-    t, o = cfg.train, cfg.optim
+    t = cfg.train
     task, datasets = pretraining_task(cfg, tok.eod_id, model_cfg.vocab_size)
-    schedule = WarmupCosineSchedule(
-        peak_lr=o.lr, min_lr=o.min_lr, warmup_steps=o.warmup_steps,
-        decay_steps=o.decay_steps or max(1, t.steps - o.warmup_steps),
-    )  # fmt: skip
-    run = build_run(cfg, dist, build_model, task, schedule, o.weight_decay, extra_files=copy_tokenizer)
+    if extra_evaluation is not None:
+        task.extra_evaluation = extra_evaluation(cfg, tok)
+    schedule = WarmupCosineSchedule.from_run(cfg)
+    run = build_run(
+        cfg, dist, build_model, task, schedule, cfg.optim.weight_decay, extra_files=copy_tokenizer
+    )
     num_params = run.num_parameters
     run.trainer.say(
         f"model {cfg.model.preset}: {num_params:,} parameters; {dist.world_size} rank(s) x "
@@ -134,13 +124,12 @@ def run_pretraining(cfg: RunConfig) -> dict[str, Any]:
 
 def log_attention_path(cfg: RunConfig, run, impl: str, dist: DistInfo) -> None:
     """Which attention kernel runs (and why `auto` fell back), in the log and in events.jsonl."""
-    import torch
-
+    from bloomberg_style.artifacts.load import torch_dtype
     from bloomberg_style.training import attention_report
 
     if not dist.is_main:
         return
-    dtype = torch.bfloat16 if cfg.train.precision == "bf16" else torch.float32
+    dtype = torch_dtype(cfg.train.precision)
     attention = attention_report.attention_path(impl, dist.device, dtype)
     run.trainer.say(attention_report.describe(attention))
     run.metrics.event(run.trainer.counters.step, "attention", label=attention["path"], **attention)

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from bloomberg_style.config import ConfigError, RunConfig
+from bloomberg_style.configlib import add_set_flag
 
 
 def launch_target() -> list[str]:
@@ -77,7 +78,7 @@ def launch_command(env: Mapping[str, str], config: str, overrides: list[str]) ->
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="print the per-node launch command of a SLURM job")
     parser.add_argument("--config", required=True)
-    parser.add_argument("--set", action="append", default=[])
+    add_set_flag(parser)
     parser.add_argument("--run-dir", action="store_true", help="print the run folder instead")
     parser.add_argument(
         "--exec", action="store_true", help="replace this process with the command (per node)"

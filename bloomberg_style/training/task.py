@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -69,11 +70,27 @@ class HeldOutLoss:
 
 
 @dataclass
+class ExtraEvaluation:
+    """Scores logged beside the held-out loss every `interval` steps (e.g. task scores).
+
+    Built by a layer above training and passed in (evaluation/in_loop.py makes the one
+    pretraining uses), so the trainer never imports evaluation. The controller and the
+    best checkpoint never read these numbers: they only go to metrics.jsonl / wandb.
+    """
+
+    interval: int  # steps between scorings (step 0 and the last step are scored too)
+    score: Callable[[Any, DistInfo], dict[str, float]]  # (engine, dist) -> {"task/NAME": score}
+    all_ranks: bool  # ZeRO-3: every forward gathers shards collectively, so every rank scores
+    plot: Callable[[Path], Any] | None = None  # redraws its PNG in the run folder (rank 0)
+
+
+@dataclass
 class TrainingTask:
     train: Any  # sample i (a dict of arrays) is a pure function of i: resume is exact
     collate: Collate
     evaluation: HeldOutLoss
     tokens_per_sample: int  # counted per training sample (tokens_seen, throughput)
+    extra_evaluation: ExtraEvaluation | None = None
 
 
 def to_device(batch: Batch, device: torch.device) -> Batch:
