@@ -102,3 +102,89 @@ def test_nan_loss_still_skips_the_update_with_one_read(monkeypatch):
     assert not out.applied
     assert out.loss != out.loss  # NaN reaches the spike monitor as it did when read per micro-batch
     assert sum(reads.ours.values()) <= 1, dict(reads.ours)
+
+
+# ---- the prefetcher hands over exactly the data order's batches --------------------------------
+
+
+def _dataset(n: int, seq: int = 6) -> list[dict]:
+    import numpy as np
+
+    return [
+        {
+            "tokens": np.arange(i * seq, (i + 1) * seq),
+            "labels": np.arange(1, seq + 1) + i,
+            "loss_mask": np.ones(seq),
+        }
+        for i in range(n)
+    ]
+
+
+def _read_steps(order, prefetcher, position: int, steps: range, events: dict, rank: int = 1):
+    """The trainer's batch path for rank 1 of 2: this step's batches, the next step guessed;
+    `events` changes the order or the position between steps as interventions do."""
+    from bloomberg_style.training.data_order import rank_micro_batches
+
+    global_batch = lambda step: 4 if step < 3 else 8  # noqa: E731  (a batch ramp at step 3)
+    seen = {}
+    for step in steps:
+        kind = events.get(step)
+        if kind == "reshuffle":  # after the guess was made: the guess is now wrong
+            order.reshuffle_from(position, seed=step)
+        elif kind == "skip":
+            position += 8
+        needed = rank_micro_batches(order, position, global_batch(step), rank, 2, 2)
+        seen[step] = (needed, prefetcher.get(needed))
+        prefetcher.prefetch(
+            rank_micro_batches(order, position + global_batch(step), global_batch(step + 1), rank, 2, 2)
+        )
+        position += global_batch(step)
+    return seen, position
+
+
+def test_prefetcher_yields_the_data_orders_batches_across_a_resume():
+    from bloomberg_style.training.data_order import DataOrder, rank_micro_batches
+    from bloomberg_style.training.prefetch import BatchPrefetcher
+    from bloomberg_style.training.task import stack_samples
+
+    data = _dataset(200)
+    load = lambda indices: stack_samples([data[i] for i in indices])  # noqa: E731
+    events = {4: "reshuffle", 6: "skip", 8: "reshuffle"}
+
+    straight = BatchPrefetcher(load)
+    order = DataOrder(len(data))
+    seen, _ = _read_steps(order, straight, 0, range(10), events)
+    straight.close()
+    assert straight.hits >= 6 and straight.misses == 1 + 3  # the first step, then each intervention
+
+    # Resume at step 5: the order comes back from its saved state, the prefetcher starts empty.
+    first = BatchPrefetcher(load)
+    order_a = DataOrder(len(data))
+    _, position = _read_steps(order_a, first, 0, range(5), events)
+    first.close()
+    order_b = DataOrder(len(data))
+    order_b.load_state_dict(order_a.state_dict())
+    resumed = BatchPrefetcher(load)
+    after, _ = _read_steps(order_b, resumed, position, range(5, 10), events)
+    resumed.close()
+
+    for step, (needed, batches) in after.items():
+        assert needed == seen[step][0], step  # the same dataset indices ...
+        for got, want, expected_indices in zip(batches, seen[step][1], needed, strict=True):
+            expected = load(expected_indices)  # ... and exactly their samples, in order
+            for key in ("tokens", "labels", "loss_mask"):
+                assert torch.equal(got[key], want[key]) and torch.equal(got[key], expected[key])
+    assert seen[4][0] != rank_micro_batches(DataOrder(len(data)), 20, 8, 1, 2, 2)  # step 4 reshuffled
+
+
+def test_prefetcher_surfaces_a_load_error_in_the_training_thread():
+    from bloomberg_style.training.prefetch import BatchPrefetcher
+
+    def load(indices):
+        raise KeyError(f"sample {indices[0]} is missing")
+
+    prefetcher = BatchPrefetcher(load)
+    prefetcher.prefetch([[3, 4]])
+    with pytest.raises(KeyError, match="sample 3"):
+        prefetcher.get([[3, 4]])
+    prefetcher.close()
