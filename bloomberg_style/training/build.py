@@ -84,6 +84,10 @@ def build_run(
     write_run_folder(cfg, dist, extra_files)
     set_seed(cfg.train.seed)
     model = build_model()
+    if cfg.train.compile:
+        from bloomberg_style.training.regional_compile import compile_blocks
+
+        compile_blocks(model.module)
     ds_config = build_deepspeed_config(cfg, dist.world_size, dist.accelerator)
     if prepare_reshard(cfg, dist):
         ds_config["checkpoint"] = {**ds_config.get("checkpoint", {}), "load_universal": True}
