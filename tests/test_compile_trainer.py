@@ -4,11 +4,12 @@ A real DeepSpeed engine (one gloo rank) per ZeRO stage, activation checkpointing
 model compiled the way build_run compiles it (training/regional_compile.py, inductor), against
 the same model uncompiled, three optimizer steps of two micro-batches each.
 
-Tolerance: rtol 1e-4 / atol 1e-5 on each step's loss. Inductor fuses and reorders the
-fp32 reductions (LayerNorm, softmax, GeLU's tanh) so single forward values differ from
-eager by ~1e-6 relative; three AdamW updates (lr 3e-3, normalised steps of ~lr per weight,
-sign-sensitive for near-zero gradients) grow that to ~1e-5, well under 1e-4 relative. A
-real error (a block skipped, a wrong bias, a lost gradient) moves the loss by > 1e-2.
+Tolerance: rtol 1e-5 / atol 1e-6 on each step's loss. Inductor fuses and reorders the
+fp32 reductions (LayerNorm, softmax, GeLU's tanh), so values differ from eager in the last
+bits (~1e-7 relative); AdamW's normalised updates can amplify such differences for
+near-zero gradients, so the bound leaves two orders of magnitude over what this machine
+measures (at most 1.2e-7 absolute over three steps). A real error (a block skipped, a wrong
+bias, a lost gradient) moves the loss by > 1e-2.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import pytest
 import torch
 
 from bloomberg_style.model import BloomForCausalLM, ModelConfig, param_groups
+from bloomberg_style.training.metrics import read_jsonl
 from bloomberg_style.training.regional_compile import compile_blocks, transformer_blocks
 from bloomberg_style.training.step import optimizer_step
+from tests.conftest import run_launcher, tiny_run_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -36,7 +39,10 @@ def _losses(zero_stage: int, compiled: bool, steps: int = 3) -> list[float]:
         ModelConfig(vocab_size=97, hidden_size=32, num_layers=2, num_heads=4, activation_checkpointing=True)
     )
     if compiled:
-        assert compile_blocks(model) == 2
+        assert compile_blocks(model, zero_stage) == 2
+        compiled = [b._compiled_call_impl is not None or hasattr(b.forward, "_torchdynamo_orig_callable")
+                    for b in model.transformer.h]  # fmt: skip
+        assert all(compiled)
     config = {
         "train_batch_size": 4,
         "train_micro_batch_size_per_gpu": 2,
@@ -62,13 +68,46 @@ def _losses(zero_stage: int, compiled: bool, steps: int = 3) -> list[float]:
 @pytest.mark.parametrize("zero_stage", [0, 1, 2, 3])
 def test_compiled_blocks_train_like_eager(zero_stage):
     eager = _losses(zero_stage, compiled=False)
+    from torch._dynamo.utils import counters
+
+    counters.clear()
     start = time.perf_counter()
     compiled = _losses(zero_stage, compiled=True)
+    assert not counters["graph_break"], dict(counters["graph_break"])  # ZeRO-3's hooks stay outside
     print(
         f"ZeRO {zero_stage}: compiled run {time.perf_counter() - start:.1f} s; losses {compiled} vs {eager}"
     )
-    torch.testing.assert_close(torch.tensor(compiled), torch.tensor(eager), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(torch.tensor(compiled), torch.tensor(eager), rtol=1e-5, atol=1e-6)
     assert eager[-1] < eager[0]  # it trains: the comparison is between moving runs
+
+
+def test_train_compile_is_validated():
+    from bloomberg_style.config import ConfigError, TrainSection
+
+    TrainSection(compile=True).validate()
+    with pytest.raises(ConfigError, match="train.compile must be true or false"):
+        TrainSection(compile="maybe").validate()
+
+
+@pytest.mark.slow
+def test_pretraining_with_train_compile_matches_eager(tmp_path, small_data):
+    """The run config's switch, end to end: ZeRO-3, activation checkpointing, launch/pretrain.py."""
+    train = {
+        "steps": 2,
+        "zero_stage": 3,
+        "activation_checkpointing": True,
+        "eval_interval": 2,
+        "save_interval": 2,
+    }
+    losses = {}
+    for compiled in (False, True):
+        name = f"compile_{compiled}"
+        cfg = tiny_run_config(tmp_path, small_data, name=name, train={**train, "compile": compiled})
+        run_launcher(["--config", str(cfg)])
+        records = read_jsonl(tmp_path / "runs" / name / "metrics.jsonl")
+        losses[compiled] = [r["loss"] for r in records if "loss" in r]
+    assert len(losses[True]) == 2
+    torch.testing.assert_close(torch.tensor(losses[True]), torch.tensor(losses[False]), rtol=1e-5, atol=1e-6)
 
 
 def test_the_blocks_found_are_the_transformer_stack():

@@ -87,7 +87,7 @@ def build_run(
     if cfg.train.compile:
         from bloomberg_style.training.regional_compile import compile_blocks
 
-        compile_blocks(model.module)
+        compile_blocks(model.module, cfg.train.zero_stage)
     ds_config = build_deepspeed_config(cfg, dist.world_size, dist.accelerator)
     if prepare_reshard(cfg, dist):
         ds_config["checkpoint"] = {**ds_config.get("checkpoint", {}), "load_universal": True}

@@ -5,10 +5,19 @@ code object, so dynamo traces one graph that every layer reuses, compile time do
 with depth, and what sits around the blocks (embedding, the chunked LM-head loss, DeepSpeed's
 ZeRO hooks on the outer model, activation checkpointing's recompute) stays eager.
 `Module.compile` works in place, so parameter names and checkpoints do not change.
+
+ZeRO-3 puts a parameter-gathering hook on every submodule; traced inside a compiled block
+they break the graph at every Linear and LayerNorm and recompile per module type until
+dynamo gives up. Under ZeRO-3 each block is therefore a ZeRO-3 *leaf* (its parameters are
+gathered together, once, by a hook on the block itself, and none sit inside it) and only the
+block's `forward` is compiled, so the hooks run eagerly around hook-free compiled code. A
+block's parameters are the unit ZeRO-3 gathers at that point anyway (one block of 70 in the
+50B model: 1/70 of the parameters live at a time, as FSDP's per-block wrapping does).
 """
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 
@@ -21,9 +30,16 @@ def transformer_blocks(model: nn.Module) -> nn.ModuleList:
     return max(stacks, key=len)
 
 
-def compile_blocks(model: nn.Module, backend: str = "inductor") -> int:
-    """Compile each block in place; returns how many."""
+def compile_blocks(model: nn.Module, zero_stage: int = 0, backend: str = "inductor") -> int:
+    """Compile each block in place, before DeepSpeed wraps `model`; returns how many."""
     blocks = transformer_blocks(model)
-    for block in blocks:
-        block.compile(backend=backend)
+    if zero_stage == 3:
+        from deepspeed.utils import set_z3_leaf_modules
+
+        set_z3_leaf_modules(model, sorted({type(b) for b in blocks}, key=lambda t: t.__name__))
+        for block in blocks:
+            block.forward = torch.compile(block.forward, backend=backend)  # hooks stay outside
+    else:
+        for block in blocks:
+            block.compile(backend=backend)
     return len(blocks)
