@@ -194,6 +194,9 @@ class TrainSection:
     batch_ramp: list[list[int]] = field(default_factory=list)
     deepspeed_json: str = ""  # extra DeepSpeed settings (e.g. MiCS), merged into the derived config
     peak_tflops: float = 0.0  # per-device peak for MFU; 0 = look the device up in the table
+    # Regional compile: every transformer block through torch.compile (one graph, reused by all
+    # layers); the first steps pay the compile time (training/regional_compile.py).
+    compile: bool = False
 
     def validate(self) -> None:
         for name in (
@@ -216,6 +219,8 @@ class TrainSection:
             )
         if self.keep_last < 1:
             raise ConfigError(f"train.keep_last must be >= 1, got {self.keep_last}")
+        if not isinstance(self.compile, bool):
+            raise ConfigError(f"train.compile must be true or false, got {self.compile!r}")
         if self.exit_at_step < 0:
             raise ConfigError(f"train.exit_at_step must be >= 0, got {self.exit_at_step}")
         if self.eval_samples < 0:

@@ -86,6 +86,10 @@ def build_run(
     set_seed(cfg.train.seed)
     ds_config = build_deepspeed_config(cfg, dist.world_size, dist.accelerator)
     model = build_model(ds_config)  # under ZeRO-3, built partitioned (training/engine_build.py)
+    if cfg.train.compile:
+        from bloomberg_style.training.regional_compile import compile_blocks
+
+        compile_blocks(model.module, cfg.train.zero_stage)
     if prepare_reshard(cfg, dist):
         ds_config["checkpoint"] = {**ds_config.get("checkpoint", {}), "load_universal": True}
     engine, _, _, _ = deepspeed.initialize(

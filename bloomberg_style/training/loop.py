@@ -13,6 +13,7 @@ resume.py, fire drills in faults.py, speed in throughput.py.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +24,14 @@ from bloomberg_style.controllers import LRController, SpikeMonitor
 from bloomberg_style.sizing.flops import detect_peak_tflops, flops_per_token
 from bloomberg_style.training import checkpoint as ckpt
 from bloomberg_style.training import interventions
-from bloomberg_style.training.data_order import DataOrder
+from bloomberg_style.training.data_order import DataOrder, rank_micro_batches
 from bloomberg_style.training.distributed import DistInfo, all_reduce_sum, barrier
 from bloomberg_style.training.faults import FaultDrills
 from bloomberg_style.training.memory_report import report_memory
 from bloomberg_style.training.metrics import MetricsLogger
 from bloomberg_style.training.plot import plot_losses
 from bloomberg_style.training.preemption import REQUEUE_EXIT_CODE, REQUEUE_FILE, RunStopped, StopRequest
+from bloomberg_style.training.prefetch import BatchPrefetcher, pin_memory_available
 from bloomberg_style.training.probes import engine_settings, layernorm_norms
 from bloomberg_style.training.state import EngineKnobs, RunState, TrainerState
 from bloomberg_style.training.step import optimizer_step
@@ -71,6 +73,9 @@ class Trainer:
         )  # fmt: skip
         self.stop_request = StopRequest(self.run_dir)
         self.faults = FaultDrills()
+        self.prefetcher = BatchPrefetcher(
+            lambda indices: task.collate([task.train[i] for i in indices]), pin_memory_available(dist.device)
+        )
 
     @property
     def counters(self) -> TrainerState:
@@ -79,12 +84,21 @@ class Trainer:
     # ---- one optimizer step -------------------------------------------------------------
     def micro_batches(self, position: int, global_batch: int) -> list[list[int]]:
         """This rank's micro-batches (dataset indices) for a step reading from `position`."""
-        per_rank = global_batch // self.dist.world_size
-        mb = self.cfg.train.micro_batch_size
-        start = position + self.dist.rank * per_rank
-        positions = range(start, start + per_rank)
-        order = self.state.order
-        return [[order.index(p) for p in positions[i : i + mb]] for i in range(0, per_rank, mb)]
+        d = self.dist
+        return rank_micro_batches(
+            self.state.order, position, global_batch, d.rank, d.world_size, self.cfg.train.micro_batch_size
+        )
+
+    def _step_batches(self, position: int, global_batch: int) -> list[dict[str, Any]]:
+        """This step's micro-batches on the device; the next step's start loading behind it."""
+        batches = self.prefetcher.get(self.micro_batches(position, global_batch))
+        step = self.counters.step + 1
+        if step < self.cfg.train.steps:  # guess the next step: no rollback, no reshuffle (get() checks)
+            with contextlib.suppress(IndexError):  # past the dataset: the next step raises it clearly
+                self.prefetcher.prefetch(
+                    self.micro_batches(position + global_batch, self.cfg.train.global_batch_at(step))
+                )
+        return [to_device(b, self.dist.device) for b in batches]
 
     def train_step(self) -> dict[str, Any]:
         c = self.counters
@@ -92,11 +106,7 @@ class Trainer:
         if global_batch != self.engine.train_batch_size():
             self.engine.set_train_batch_size(global_batch)  # ramp: more accumulation, same micro batch
         lr = self.state.schedule.lr_at(c.step)
-        train = self.task.train
-        batches = [
-            to_device(self.task.collate([train[i] for i in indices]), self.dist.device)
-            for indices in self.micro_batches(c.consumed_samples, global_batch)
-        ]
+        batches = self._step_batches(c.consumed_samples, global_batch)
         tokens = global_batch * self.tokens_per_sample
         with self.throughput.measure(tokens):
             out = optimizer_step(self.engine, batches, lr, self.dist.world_size, self.dist.device,
@@ -170,6 +180,7 @@ class Trainer:
             code, reason = stop.code, str(stop)
         finally:
             self.stop_request.uninstall()
+            self.prefetcher.close()
         if self.dist.is_main:
             plot_losses(self.run_dir)
         barrier()

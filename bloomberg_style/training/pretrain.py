@@ -111,7 +111,7 @@ def run_pretraining(cfg: RunConfig, extra_evaluation: ExtraEvaluationFactory | N
         f"{t.micro_batch_size} x {t.grad_accumulation(dist.world_size, t.global_batch_at(0))} accumulation = "
         f"{t.global_batch_at(0)} sequences x {cfg.data.seq_len} tokens per step; ZeRO {t.zero_stage}, {t.precision}"
     )
-    log_attention_path(cfg, run, model_cfg.attention_impl, dist)
+    log_attention_path(cfg, run, model_cfg.attention_impl, dist, model_cfg.attention_dropout)
     summary = run.fit()
     summary["num_parameters"] = num_params
     if dist.is_main:
@@ -122,17 +122,18 @@ def run_pretraining(cfg: RunConfig, extra_evaluation: ExtraEvaluationFactory | N
     return summary
 
 
-def log_attention_path(cfg: RunConfig, run, impl: str, dist: DistInfo) -> None:
-    """Which attention kernel runs (and why `auto` fell back), in the log and in events.jsonl."""
+def log_attention_path(cfg: RunConfig, run, impl: str, dist: DistInfo, dropout_p: float = 0.0) -> None:
+    """Which attention kernel runs (and why `auto` fell back): log line, events.jsonl, wandb config."""
     from bloomberg_style.artifacts.load import torch_dtype
     from bloomberg_style.training import attention_report
 
     if not dist.is_main:
         return
     dtype = torch_dtype(cfg.train.precision)
-    attention = attention_report.attention_path(impl, dist.device, dtype)
+    attention = attention_report.attention_path(impl, dist.device, dtype, dropout_p)
     run.trainer.say(attention_report.describe(attention))
     run.metrics.event(run.trainer.counters.step, "attention", label=attention["path"], **attention)
+    run.metrics.run_facts(attention=attention)
 
 
 def validation_summary(run_dir: Path) -> dict[str, Any]:
