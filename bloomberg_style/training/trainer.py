@@ -31,6 +31,7 @@ from bloomberg_style.training.metrics import MetricsLogger
 from bloomberg_style.training.plot import plot_losses
 from bloomberg_style.training.preemption import REQUEUE_EXIT_CODE, REQUEUE_FILE, StopRequest
 from bloomberg_style.training.schedule import WarmupCosineSchedule
+from bloomberg_style.training.watchdog import drills_for_this_process
 
 # Fault injection for tests and fire drills: "nan@5,inf_grad@6,spike@9,kill@4,kill_in_save@8" (1-based steps).
 FAULTS_ENV = "BLOOMBERG_STYLE_INJECT"
@@ -105,7 +106,7 @@ class Trainer:
         )
         self.last_valid: dict[str, float] = {}
         self.stop_request = StopRequest(self.run_dir)
-        self.injected = _parse_faults(os.environ.get(FAULTS_ENV, ""))
+        self.injected = _parse_faults(drills_for_this_process(os.environ.get(FAULTS_ENV, ""), dist.rank))
 
     # ---- data -------------------------------------------------------------------------
     def micro_batches(self, position: int, global_batch: int) -> list[list[int]]:
@@ -557,7 +558,7 @@ def _parse_faults(spec: str) -> dict[int, str]:
     faults = {}
     for item in filter(None, (s.strip() for s in spec.split(","))):
         kind, _, step = item.partition("@")
-        if kind not in ("nan", "inf_grad", "spike", "kill", "kill_in_save") or not step.isdigit():
+        if kind not in ("nan", "inf_grad", "spike", "kill", "kill_in_save", "hang") or not step.isdigit():
             raise ValueError(
                 f"{FAULTS_ENV}: cannot read {item!r}; expected nan@, inf_grad@, spike@, kill@ or kill_in_save@STEP"
             )

@@ -1,0 +1,174 @@
+"""Hang watchdog: a step that takes far longer than usual dumps every rank's Python stacks and
+exits with a code the launcher restarts on.
+
+A rank stuck in a collective (a dead peer, a wedged NIC, a deadlock in data loading) otherwise
+waits for the collective's timeout (NCCL: 10-30 minutes, gloo: the process-group timeout) or
+for a person. Here a daemon thread watches the time since the current step began; past the
+limit it writes `RUN/hangs/attempt<A>-step<N>-rank<R>.txt` (faulthandler, all threads), leaves
+a marker so the other ranks dump theirs too, and ends the process with HANG_EXIT_CODE. torchrun
+(`--max-restarts`) then restarts the workers, which resume from the latest checkpoint.
+
+The limit is `faults.hang_timeout_s` when set, else max(hang_floor_s, hang_factor x median
+step time) once hang_warmup_steps steps are timed (before that: hang_startup_s). A
+faulthandler C-level timer (GIL-free) backs the Python thread up in case the main thread
+holds the GIL in a native call.
+
+Fire drills (BLOOMBERG_STYLE_INJECT) are scoped here: `kind@STEP:RANK` fires on one rank only,
+and under torchelastic a drill fires in the first attempt only, so the restarted workers show
+the recovery instead of dying again at the same step.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import os
+import statistics
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+HANG_EXIT_CODE = 124  # as coreutils `timeout`: "it took too long"; torchrun restarts on any failure
+HANGS_DIR = "hangs"
+_MARKER = "FIRED-attempt{attempt}"
+_PEER_GRACE_S = 5.0  # time the firing rank leaves the others to write their stacks before exiting
+_BACKSTOP_EXTRA_S = 60.0  # the GIL-free timer fires this much after the Python watchdog should have
+
+
+def restart_attempt(env: Mapping[str, str] = os.environ) -> int:
+    """Which try of the same run this process is (torchelastic's restart count; 0 outside it)."""
+    value = env.get("TORCHELASTIC_RESTART_COUNT", "0")
+    return int(value) if value.isdigit() else 0
+
+
+def drills_for_this_process(spec: str, rank: int, env: Mapping[str, str] = os.environ) -> str:
+    """The fire-drill spec as this process should see it: `kind@STEP` items only.
+
+    `kind@STEP:RANK` keeps the drill on rank RANK only; every drill is dropped on a restarted
+    attempt (TORCHELASTIC_RESTART_COUNT > 0), so a drill tests one failure and its recovery.
+    """
+    if restart_attempt(env) > 0:
+        return ""
+    kept = []
+    for item in filter(None, (s.strip() for s in spec.split(","))):
+        drill, sep, only_rank = item.partition(":")
+        if sep and not only_rank.isdigit():
+            raise ValueError(f"BLOOMBERG_STYLE_INJECT: cannot read {item!r}; expected KIND@STEP[:RANK]")
+        if not sep or int(only_rank) == rank:
+            kept.append(drill)
+    return ",".join(kept)
+
+
+def step_limit(
+    durations: list[float], timeout_s: float, floor_s: float, factor: float, warmup: int, startup_s: float
+) -> float:
+    """Seconds a step may take before it counts as hung."""
+    if timeout_s > 0:
+        return timeout_s
+    if len(durations) < warmup:
+        return max(floor_s, startup_s)
+    return max(floor_s, factor * statistics.median(durations))
+
+
+class HangWatchdog:
+    """Watches the steps of one rank; `with watchdog.step(n): ...` around each optimizer step."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        rank: int,
+        timeout_s: float = 0.0,
+        floor_s: float = 300.0,
+        factor: float = 10.0,
+        warmup_steps: int = 5,
+        startup_s: float = 1800.0,
+        hang_at: set[int] | None = None,
+        poll_s: float = 0.2,
+    ):
+        self.dir = run_dir / HANGS_DIR
+        self.rank = rank
+        self.attempt = restart_attempt()
+        self.limits = dict(timeout_s=timeout_s, floor_s=floor_s, factor=factor, warmup=warmup_steps,
+                           startup_s=startup_s)  # fmt: skip
+        self.durations: deque[float] = deque(maxlen=200)
+        self.hang_at = set(hang_at or ())
+        self.poll_s = poll_s
+        self._lock = threading.Lock()
+        self._current: tuple[int, float, float] | None = None  # (step, started, limit)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._started_wall = time.time()
+
+    # ---- the hook ------------------------------------------------------------------------
+    @contextmanager
+    def step(self, step: int) -> Iterator[None]:
+        """Time one step (1-based number); past the limit the watchdog fires."""
+        limit = self.limit()
+        started = time.monotonic()
+        with self._lock:
+            self._current = (step, started, limit)
+        self._arm_backstop(step, limit)
+        try:
+            if step in self.hang_at:  # fire drill: this rank stops making progress mid-step
+                self.hang_at.discard(step)
+                threading.Event().wait()
+            yield
+        finally:
+            with self._lock:
+                self._current = None
+            faulthandler.cancel_dump_traceback_later()
+        self.durations.append(time.monotonic() - started)
+
+    def limit(self) -> float:
+        return step_limit(list(self.durations), **self.limits)
+
+    # ---- the thread ----------------------------------------------------------------------
+    def start(self) -> HangWatchdog:
+        self._thread = threading.Thread(target=self._watch, name="hang-watchdog", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        faulthandler.cancel_dump_traceback_later()
+
+    def _watch(self) -> None:
+        marker = self.dir / _MARKER.format(attempt=self.attempt)
+        while not self._stop.wait(self.poll_s):
+            with self._lock:
+                current = self._current
+            if current is not None and time.monotonic() - current[1] > current[2]:
+                self.fire(current[0], f"step {current[0]} ran {time.monotonic() - current[1]:.1f} s, "
+                                      f"over the limit of {current[2]:.1f} s")  # fmt: skip
+            elif _fresh(marker, self._started_wall):  # another rank fired: this one is stuck too
+                self.fire(current[0] if current else -1, f"another rank fired ({marker.read_text().strip()})")
+
+    def fire(self, step: int, reason: str) -> None:
+        """Write this rank's stacks, tell the other ranks, and end the process."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        path = self.dir / f"attempt{self.attempt}-step{step}-rank{self.rank}.txt"
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(f"hang watchdog, rank {self.rank}, pid {os.getpid()}: {reason}\n\n")
+            f.flush()
+            faulthandler.dump_traceback(file=f, all_threads=True)
+        marker = self.dir / _MARKER.format(attempt=self.attempt)
+        if not marker.exists():
+            marker.write_text(f"rank {self.rank} at step {step}: {reason}\n", encoding="utf-8")
+            time.sleep(_PEER_GRACE_S)  # let the others write theirs before the launcher kills them
+        print(f"hang watchdog (rank {self.rank}): {reason}; stacks in {path}; exiting with "
+              f"{HANG_EXIT_CODE} for a restart", flush=True)  # fmt: skip
+        os._exit(HANG_EXIT_CODE)
+
+    def _arm_backstop(self, step: int, limit: float) -> None:
+        """GIL-free faulthandler timer to stderr: fires if the Python thread cannot (exit code 1)."""
+        faulthandler.dump_traceback_later(limit + _BACKSTOP_EXTRA_S, exit=True)
+
+
+def _fresh(marker: Path, since: float) -> bool:
+    """A marker written by this launch (a requeued job starts its attempts at 0 again)."""
+    try:
+        return marker.stat().st_mtime >= since - 1.0
+    except FileNotFoundError:
+        return False
