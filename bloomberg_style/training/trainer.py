@@ -31,7 +31,7 @@ from bloomberg_style.training.metrics import MetricsLogger
 from bloomberg_style.training.plot import plot_losses
 from bloomberg_style.training.preemption import REQUEUE_EXIT_CODE, REQUEUE_FILE, StopRequest
 from bloomberg_style.training.schedule import WarmupCosineSchedule
-from bloomberg_style.training.watchdog import drills_for_this_process
+from bloomberg_style.training.watchdog import HangWatchdog, drills_for_this_process
 
 # Fault injection for tests and fire drills: "nan@5,inf_grad@6,spike@9,kill@4,kill_in_save@8" (1-based steps).
 FAULTS_ENV = "BLOOMBERG_STYLE_INJECT"
@@ -107,6 +107,8 @@ class Trainer:
         self.last_valid: dict[str, float] = {}
         self.stop_request = StopRequest(self.run_dir)
         self.injected = _parse_faults(drills_for_this_process(os.environ.get(FAULTS_ENV, ""), dist.rank))
+        hang_at = {step for step, kind in self.injected.items() if kind == "hang"}
+        self.watchdog = HangWatchdog.from_config(cfg.faults, self.run_dir, dist.rank, hang_at)
 
     # ---- data -------------------------------------------------------------------------
     def micro_batches(self, position: int, global_batch: int) -> list[list[int]]:
@@ -392,11 +394,13 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         try:
             self.stop_request.install()
+            self.watchdog.start()
             self._fit()
             code, reason = 0, "done"
         except RunStopped as stop:
             code, reason = stop.code, str(stop)
         finally:
+            self.watchdog.stop()
             self.stop_request.uninstall()
         if self.dist.is_main:
             plot_losses(self.run_dir)
@@ -421,7 +425,8 @@ class Trainer:
         window_tokens, window_start = 0, time.perf_counter()
         while self.state.step < end:
             self._check_stop_request()
-            stats = self.train_step()
+            with self.watchdog.step(self.state.step + 1):
+                stats = self.train_step()
             step = self.state.step
             _maybe_die_after_step(self.injected, step)
             window_tokens += stats["global_batch"] * self.seq_len

@@ -86,7 +86,9 @@ class HangWatchdog:
         startup_s: float = 1800.0,
         hang_at: set[int] | None = None,
         poll_s: float = 0.2,
+        enabled: bool = True,
     ):
+        self.enabled = enabled
         self.dir = run_dir / HANGS_DIR
         self.rank = rank
         self.attempt = restart_attempt()
@@ -109,7 +111,8 @@ class HangWatchdog:
         started = time.monotonic()
         with self._lock:
             self._current = (step, started, limit)
-        self._arm_backstop(step, limit)
+        if self.enabled:
+            self._arm_backstop(step, limit)
         try:
             if step in self.hang_at:  # fire drill: this rank stops making progress mid-step
                 self.hang_at.discard(step)
@@ -121,11 +124,20 @@ class HangWatchdog:
             faulthandler.cancel_dump_traceback_later()
         self.durations.append(time.monotonic() - started)
 
+    @classmethod
+    def from_config(cls, faults, run_dir: Path, rank: int, hang_at: set[int]) -> HangWatchdog:
+        """The watchdog `faults` (config.FaultsSection) asks for (call start() to run it)."""
+        return cls(run_dir, rank, timeout_s=faults.hang_timeout_s, floor_s=faults.hang_floor_s,
+                   factor=faults.hang_factor, warmup_steps=faults.hang_warmup_steps,
+                   startup_s=faults.hang_startup_s, hang_at=hang_at, enabled=faults.hang_watchdog)  # fmt: skip
+
     def limit(self) -> float:
         return step_limit(list(self.durations), **self.limits)
 
     # ---- the thread ----------------------------------------------------------------------
     def start(self) -> HangWatchdog:
+        if not self.enabled:
+            return self
         self._thread = threading.Thread(target=self._watch, name="hang-watchdog", daemon=True)
         self._thread.start()
         return self
