@@ -148,7 +148,7 @@ def remove_stale_shm_buffers(pattern: str | None = None, maps_glob: str = "/proc
     for maps in glob.glob(maps_glob):
         try:
             with open(maps, encoding="utf-8", errors="replace") as f:
-                mapped.update(line.split(None, 5)[-1].strip() for line in f if "/dev/shm/" in line)
+                mapped.update(line.split(None, 5)[-1].strip() for line in f if "allreduce_buffer" in line)
         except OSError:  # a process that ended, or one of another user
             continue
     removed = []
