@@ -12,11 +12,22 @@ malloc's settings.
     python benchmarks/model_speed.py --threads 1 --repeats 9
     python benchmarks/model_speed.py --device cuda --dtype bfloat16 --preset ladder-1.3b \\
         --batch 4 --seq 2048 --no-hf                       # GPU: tokens/s and MFU of a preset
+    python benchmarks/model_speed.py --gpu                  # GPU check: every path, one table
+
+GPU mode (--gpu; benchmarks/gpu_check.sh): a preset (ladder-1.3b) in bf16 at --seq 2048. For each
+of ours with attention flex, sdpa and flash (when flash-attn imports), first uncompiled, then with
+every block torch.compile'd, and for HF BloomForCausalLM of the same shape and weights: the
+largest micro batch that fits (doubling from 1 until CUDA runs out of memory, at most
+--max-batch), then the median step time at that batch. It prints tokens/s, model TFLOP/s
+((6N + 12 L s D) FLOPs per token, no recompute), MFU against the device's dense BF16 peak
+(model/flops.py PEAK_TFLOPS) and the allocator's peak memory, one row per path as it finishes.
+Only torch, triton and transformers are needed (no deepspeed, no flash-attn).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import multiprocessing
 import os
 import statistics
@@ -32,8 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from bloomberg_style.export import to_hf_config, to_hf_state_dict  # noqa: E402
 from bloomberg_style.model import BloomForCausalLM, ModelConfig  # noqa: E402
-from bloomberg_style.model.flops import detect_peak_tflops, flops_per_token, model_flops_utilization  # noqa: E402
-from bloomberg_style.model.memory import cpu_peak_supported, peak_memory_bytes  # noqa: E402
+from bloomberg_style.sizing.flops import detect_peak_tflops, flops_per_token, model_flops_utilization  # noqa: E402
+from bloomberg_style.sizing.measure import cpu_peak_supported, peak_memory_bytes  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -150,8 +161,147 @@ def mb(n: int | None) -> str:
     return "n/a" if n is None else f"{n / 2**20:.0f}"
 
 
+# ---- GPU mode -------------------------------------------------------------------------------
+
+
+def largest_batch(run_step, max_batch: int) -> int:
+    """The largest power-of-two micro batch (<= max_batch) for which run_step(batch) fits; 0 if none."""
+    best, batch = 0, 1
+    while batch <= max_batch:
+        try:
+            run_step(batch)
+            best = batch
+        except torch.cuda.OutOfMemoryError:
+            break
+        finally:
+            gc.collect()
+            torch.cuda.empty_cache()
+        batch *= 2
+    return best
+
+
+def gpu_row(name: str, model, hf: bool, cfg: ModelConfig, n_params: int, args, batch: int | None) -> dict:
+    """Find the batch (unless given), then time args.repeats steps there: one table row."""
+    seq, device = args.seq, torch.device("cuda")
+
+    def run_step(b: int) -> None:
+        ids = torch.randint(0, cfg.vocab_size, (b, seq), device=device)
+        step = make_step(model, hf, ids)
+        step()
+        del step
+        model.zero_grad(set_to_none=True)
+
+    if batch is None:
+        batch = largest_batch(run_step, args.max_batch)
+    row = {"name": name, "batch": batch}
+    if batch == 0:
+        return row
+    ids = torch.randint(0, cfg.vocab_size, (batch, seq), device=device)
+    step = make_step(model, hf, ids)
+    for _ in range(2):  # warm-up: compilation, autotuning, optimizer state
+        step()
+    torch.cuda.reset_peak_memory_stats()
+    times = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        step()  # ends with torch.cuda.synchronize
+        times.append(time.perf_counter() - start)
+    tokens_per_s = batch * seq / statistics.median(times)
+    tflops = flops_per_token(cfg, n_params, seq) * tokens_per_s / 1e12
+    peak = detect_peak_tflops()
+    row.update(
+        tok_s=tokens_per_s,
+        tflops=tflops,
+        mfu=None if peak is None else tflops / peak,
+        mem=torch.cuda.max_memory_allocated(),
+    )
+    del step
+    model.zero_grad(set_to_none=True)
+    gc.collect()
+    torch.cuda.empty_cache()
+    return row
+
+
+def print_gpu_row(row: dict) -> None:
+    if row["batch"] == 0:
+        print(f"{row['name']:<22}{'batch 1 does not fit':>20}", flush=True)
+        return
+    mfu = "n/a" if row["mfu"] is None else f"{row['mfu']:.1%}"
+    print(
+        f"{row['name']:<22}{row['batch']:>6}{row['tok_s']:>12.0f}{row['tflops']:>9.1f}{mfu:>8}"
+        f"{row['mem'] / 2**30:>10.1f}",
+        flush=True,
+    )
+
+
+def gpu_main(args: argparse.Namespace) -> int:
+    """Every path of ours (compile off, then on) and HF, same preset, bf16, one table."""
+    from bloomberg_style.model.attention import flash_unavailable_reason
+
+    if not torch.cuda.is_available():
+        print("--gpu needs a CUDA device", file=sys.stderr)
+        return 2
+    device, dtype = torch.device("cuda"), torch.bfloat16
+    torch.backends.cuda.matmul.allow_tf32 = True
+    preset = args.preset or "ladder-1.3b"
+    impls = ["flex", "sdpa"] + (["flash"] if flash_unavailable_reason(device, dtype) is None else [])
+    print(
+        f"torch {torch.__version__}, {torch.cuda.get_device_name()}, peak {detect_peak_tflops()} TFLOP/s bf16, "
+        f"{preset}, seq {args.seq}, bf16; paths: ours {impls} (compile off/on), HF; "
+        f"flash: {flash_unavailable_reason(device, dtype) or 'available'}",
+        flush=True,
+    )
+    print(f"{'path':<22}{'batch':>6}{'tokens/s':>12}{'TFLOP/s':>9}{'MFU':>8}{'peak GiB':>10}", flush=True)
+    torch.manual_seed(0)
+    cfg = ModelConfig.preset(preset, max_seq_len=args.seq)
+    with torch.device(device):
+        ours = BloomForCausalLM(cfg)
+    ours = ours.to(dtype).train()
+    n = ours.num_parameters()
+    rows, batches = [], {}
+    if not args.no_hf:  # first, so the baseline is in the table even if the time limit cuts the run short
+        import transformers
+
+        with torch.device(device):
+            hf = transformers.BloomForCausalLM(to_hf_config(cfg))
+        hf = hf.to(dtype).train()
+        hf.load_state_dict(to_hf_state_dict(ours))
+        row = gpu_row("HF BloomForCausalLM", hf, True, cfg, n, args, None)
+        print_gpu_row(row)
+        rows.append(row)
+        del hf
+        gc.collect()
+        torch.cuda.empty_cache()
+    for compiled in (False, True):
+        if compiled:
+            for block in ours.transformer.h:
+                block.compile()  # regional: one graph shared by every block
+        for impl in impls:
+            ours.config.attention_impl = impl
+            ours._bias_cache.clear()
+            name = f"ours {impl}{' compiled' if compiled else ''}"
+            # Compiled runs reuse the eager batch: compiling fuses, it does not grow memory.
+            row = gpu_row(name, ours, False, ours.config, n, args, batches.get(impl) if compiled else None)
+            batches.setdefault(impl, row["batch"])
+            chosen = ours.attention_choice(device)
+            row["name"] += "" if chosen.impl == impl else f" (ran {chosen.impl})"
+            print_gpu_row(row)
+            rows.append(row)
+    hf_row = rows.pop(0) if not args.no_hf else None
+    best = max((r for r in rows if r.get("tok_s")), key=lambda r: r["tok_s"], default=None)
+    if best is not None and hf_row is not None and hf_row.get("tok_s"):
+        print(
+            f"best of ours ({best['name']}) / HF tokens/s: {best['tok_s'] / hf_row['tok_s']:.2f}", flush=True
+        )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--gpu", action="store_true", help="GPU check: every attention path, compile off/on, and HF"
+    )
+    parser.add_argument("--max-batch", type=int, default=32, help="GPU mode: largest micro batch tried")
     parser.add_argument("--shapes", default="tiny,long,wide", help=f"comma list of {', '.join(SHAPES)}")
     parser.add_argument("--preset", help="a ModelConfig preset instead of --shapes (with --batch, --seq)")
     parser.add_argument("--batch", type=int, default=4)
@@ -167,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.gpu:
+        return gpu_main(args)
     if args.preset:
         p = ModelConfig.preset(args.preset)
         shapes = [

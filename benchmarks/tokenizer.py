@@ -24,7 +24,7 @@ Inputs are ``[ADAPTER:]PATH``; adapters turn public data sets into documents:
 ``sec10k`` (EDGAR-CORPUS JSON filings: item_* sections joined), ``phrasebank``
 (``sentence@label`` lines, UTF-8 or Latin-1; label dropped), ``wikitext``
 (raw WikiText split into articles at `` = Title = `` lines), ``corpus``
-(anything ``bloomberg_style.data.corpus`` reads). Without a prefix the adapter
+(anything ``bloomberg_style.corpus`` reads). Without a prefix the adapter
 is guessed from the path. sec10k and phrasebank count as financial text,
 wikitext as general; a corpus source is financial if its name says so.
 """
@@ -50,7 +50,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bloomberg_style.data.corpus import iter_texts  # noqa: E402
+from bloomberg_style.corpus import iter_texts  # noqa: E402
 from tokenizer import EOD_TOKEN, NumericUnigramTokenizer  # noqa: E402
 
 ADAPTERS = ("sec10k", "phrasebank", "wikitext", "corpus")
@@ -372,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.input:
         specs = args.input
     else:
-        from bloomberg_style.data.demo_corpus import write_demo_corpus
+        from bloomberg_style.demo.corpus import write_demo_corpus
 
         written = write_demo_corpus(work / "demo", docs_per_domain=args.demo_docs)
         specs = [f"corpus:{work / 'demo' / domain}" for domain in written]

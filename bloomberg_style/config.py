@@ -46,15 +46,24 @@ class DomainSection:
     """
 
     name: str = ""
-    prefix: str = ""  # megatron IndexedDataset prefix (PREFIX.bin / PREFIX.idx)
+    # megatron IndexedDataset prefix (PREFIX.bin / PREFIX.idx), a prepare_data output, or a glob
+    prefix: str = ""
+    prefixes: list[str] = field(default_factory=list)  # more shards/manifests/globs under the same weight
     inputs: list[str] = field(default_factory=list)  # raw files/folders/globs; shards built if absent
     weight: float = 1.0
 
     def validate(self, where: str) -> None:
         if not self.name:
             raise ConfigError(f"{where}.name is empty: every domain needs a name")
-        if not self.prefix:
+        if not self.prefix and not self.prefixes:
             raise ConfigError(f"{where}.prefix is empty: give the token shard prefix of domain {self.name!r}")
+        if self.inputs and (self.prefixes or set(self.prefix) & set("*?[")):
+            raise ConfigError(
+                f"{where}: raw inputs need one output prefix to build; a glob or a prefixes list names "
+                "shards made by launch/prepare_data.py"
+            )
+        if not all(isinstance(p, str) and p for p in self.prefixes):
+            raise ConfigError(f"{where}.prefixes must be a list of non-empty strings, got {self.prefixes!r}")
         if not self.weight > 0:
             raise ConfigError(f"{where}.weight must be > 0, got {self.weight}")
 

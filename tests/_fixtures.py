@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bloomberg_style.data.demo_corpus import generate_financial_documents, generate_general_documents
+from bloomberg_style.demo.corpus import generate_financial_documents, generate_general_documents
 
 TOKENIZER_DOCS_PER_DOMAIN = 40  # ~2 s of training on 2 cores
 TOKENIZER_VOCAB = 512

@@ -169,7 +169,7 @@ def test_plateau_drop_reaches_the_engine_and_rollback_reshuffles(tmp_path, small
     # ...and kept the best checkpoint although keep_last is 1.
     best = json.loads((run / "summary.json").read_text())["best_checkpoint"]
     assert best and (run / "checkpoints" / best).is_dir()
-    from bloomberg_style.export.checkpoint import resolve_checkpoint
+    from bloomberg_style.artifacts import resolve_checkpoint
 
     assert resolve_checkpoint(run).name == best  # export and evaluation take the best by default
     # Actions exhausted and still flat: the controller stops the run before train.steps.

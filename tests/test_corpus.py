@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bloomberg_style.data import corpus
-from bloomberg_style.data.corpus import CorpusError, CorpusStats, iter_documents, iter_texts, resolve_inputs
+from bloomberg_style import corpus
+from bloomberg_style.corpus import CorpusError, CorpusStats, iter_documents, iter_texts, resolve_inputs
 
 
 def write_jsonl(path: Path, records: list[object]) -> Path:
@@ -175,7 +175,7 @@ def test_parquet_column_errors(tmp_path):
 
 
 def test_lone_surrogate_names_file_and_line(tmp_path):
-    from bloomberg_style.data.corpus import CorpusError, iter_texts
+    from bloomberg_style.corpus import CorpusError, iter_texts
 
     path = tmp_path / "bad.jsonl"
     path.write_text('{"text": "fine"}\n{"text": "broken \\ud83d here"}\n', encoding="utf-8")

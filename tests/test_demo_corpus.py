@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from bloomberg_style.data.corpus import iter_documents
-from bloomberg_style.data.demo_corpus import (
+from bloomberg_style.corpus import iter_documents
+from bloomberg_style.demo.corpus import (
     DEFAULT_DOCS_PER_DOMAIN,
     MONTHS,
     generate_financial_documents,

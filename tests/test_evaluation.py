@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from bloomberg_style.demo.tasks import write_demo_tasks
 from bloomberg_style.evaluation.fewshot import (
     RULES,
     TaskError,
@@ -23,7 +24,6 @@ from bloomberg_style.evaluation.fewshot import (
 from bloomberg_style.evaluation.lm_loss import evaluate_shard, evaluate_texts, split_range, token_byte_lengths
 from bloomberg_style.evaluation.metrics import accuracy, weighted_f1
 from bloomberg_style.evaluation.scoring import continuation_logprobs, target_nats
-from bloomberg_style.evaluation.tasks_demo import write_demo_tasks
 from bloomberg_style.model import BloomForCausalLM, ModelConfig
 from tests.conftest import REPO, run_launcher, tiny_run_config
 
@@ -292,8 +292,8 @@ def test_shipped_task_files_are_the_generators_output(tmp_path):
 
 def test_evaluate_a_hugging_face_folder(small_data, tok, model, tmp_path):
     """Export -> evaluate on a shard, raw text and a task; results.json and results.md written."""
+    from bloomberg_style.artifacts.hf import save_hf_folder
     from bloomberg_style.evaluation.run import EvaluationError, run_evaluation
-    from bloomberg_style.export.hf import save_hf_folder
 
     hf = save_hf_folder(model, tmp_path / "hf", eos_token_id=tok.eod_id)
     tok.save(hf)

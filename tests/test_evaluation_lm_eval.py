@@ -16,10 +16,10 @@ import sys
 import pytest
 import torch
 
+from bloomberg_style.artifacts.hf import save_hf_folder
 from bloomberg_style.evaluation.fewshot import load_task, score_task, split_continuation
 from bloomberg_style.evaluation.lm_eval_task import jinja_prompt, write_lm_eval_task
 from bloomberg_style.evaluation.scoring import continuation_logprobs
-from bloomberg_style.export.hf import save_hf_folder
 from bloomberg_style.model import BloomForCausalLM, ModelConfig
 from tests.conftest import REPO
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bloomberg_style.export.checkpoint import load_checkpoint_model, resolve_checkpoint
+from bloomberg_style.artifacts import load_checkpoint_model, load_pretrained, resolve_checkpoint
 from bloomberg_style.export.folder import export_hf
 from bloomberg_style.model import BloomForCausalLM
 from tests.conftest import REPO, run_launcher, tiny_run_config
@@ -111,7 +111,7 @@ def test_from_pretrained_takes_run_checkpoints_step_or_hf_folder(zero3_run, tmp_
     with torch.no_grad():
         reference = load_checkpoint_model(zero3_run)(ids)
         for path in (zero3_run, zero3_run / "checkpoints", step, hf_dir):
-            model = BloomForCausalLM.from_pretrained(path)
+            model = load_pretrained(path)
             assert not model.training
             torch.testing.assert_close(model(ids), reference, rtol=0, atol=1e-6, msg=str(path))
 
@@ -125,7 +125,7 @@ def test_bf16_export(zero3_run, tmp_path) -> None:
         assert f.get_tensor("transformer.ln_f.weight").dtype == torch.bfloat16
         assert f.metadata()["source_checkpoint"].endswith(resolve_checkpoint(zero3_run).name)
     assert json.loads((out / "config.json").read_text())["dtype"] == "bfloat16"
-    model = BloomForCausalLM.from_pretrained(out)
+    model = load_pretrained(out)
     assert model.transformer.ln_f.weight.dtype == torch.bfloat16
 
 

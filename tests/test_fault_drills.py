@@ -11,9 +11,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bloomberg_style.export.checkpoint import load_checkpoint_state_dict
+from bloomberg_style.artifacts import load_checkpoint_state_dict
+from bloomberg_style.artifacts.safe_load import load_weights_only
 from bloomberg_style.training.metrics import read_jsonl
-from bloomberg_style.training.safe_load import load_weights_only
 from tests.conftest import run_launcher, tiny_run_config
 
 POISONED = 3  # the optimizer step (1-based) whose gradients are poisoned

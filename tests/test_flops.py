@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from bloomberg_style.model import BloomForCausalLM, ModelConfig
-from bloomberg_style.model.flops import (
+from bloomberg_style.sizing.flops import (
     PEAK_TFLOPS,
     achieved_tflops,
     detect_peak_tflops,
@@ -19,7 +19,7 @@ from bloomberg_style.model.flops import (
     model_flops_utilization,
     peak_tflops,
 )
-from bloomberg_style.model.ladder import (
+from bloomberg_style.sizing.ladder import (
     LADDER_TARGETS,
     format_table,
     ladder_table,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from bloomberg_style.artifacts import load_pretrained
+from bloomberg_style.artifacts.hf import _expected_shapes
 from bloomberg_style.export import (
     config_from_hf,
     from_hf_state_dict,
@@ -13,7 +15,6 @@ from bloomberg_style.export import (
     to_hf_config,
     to_hf_state_dict,
 )
-from bloomberg_style.export.hf import _expected_shapes
 from bloomberg_style.model import BloomForCausalLM, ModelConfig
 
 transformers = pytest.importorskip("transformers")
@@ -95,7 +96,7 @@ def test_hf_folder_round_trip(tmp_path) -> None:
     with torch.no_grad():
         expected = model(ids)
         torch.testing.assert_close(hf_logits(hf, ids), expected, rtol=0, atol=1e-5)
-        for loaded in (load_hf_folder(folder), BloomForCausalLM.from_pretrained(folder)):
+        for loaded in (load_hf_folder(folder), load_pretrained(folder)):
             assert loaded.lm_head.weight is loaded.transformer.word_embeddings.weight and not loaded.training
             torch.testing.assert_close(loaded.eval()(ids), expected, rtol=0, atol=0)
         low_folder = save_hf_folder(model, tmp_path / "bf16", dtype=torch.bfloat16)
@@ -171,7 +172,7 @@ def test_from_pretrained_reads_hf_bin_with_weights_only(tmp_path) -> None:
     to_hf_config(model.config).save_pretrained(folder)
     state = {k: v.clone() for k, v in to_hf_state_dict(model).items() if k != "lm_head.weight"}
     torch.save(state, folder / "pytorch_model.bin")
-    loaded = BloomForCausalLM.from_pretrained(folder)
+    loaded = load_pretrained(folder)
     assert not loaded.training
     ids = torch.randint(0, SHAPES[0]["vocab_size"], (1, 9))
     with torch.no_grad():
@@ -191,15 +192,15 @@ def test_loading_never_unpickles_arbitrary_objects(tmp_path, capsys) -> None:
     to_hf_config(ModelConfig(**SHAPES[0])).save_pretrained(folder)
     torch.save({"transformer.word_embeddings.weight": _Payload()}, folder / "pytorch_model.bin")
     with pytest.raises(Exception, match="(?i)weights_only|unpickl"):
-        BloomForCausalLM.from_pretrained(folder)
+        load_pretrained(folder)
     assert "payload ran" not in capsys.readouterr().out
 
 
 def test_from_pretrained_explains_an_unknown_folder(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="neither a Hugging Face folder"):
-        BloomForCausalLM.from_pretrained(tmp_path)
+        load_pretrained(tmp_path)
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        BloomForCausalLM.from_pretrained(tmp_path / "missing")
+        load_pretrained(tmp_path / "missing")
 
 
 def test_speed_benchmark_runs_and_reports_a_ratio(capsys) -> None:

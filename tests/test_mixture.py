@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from bloomberg_style.data.demo_corpus import write_demo_corpus
 from bloomberg_style.data.mixture import DomainSpec, build_datasets, ensure_process_group, split_string
 from bloomberg_style.data.shards import read_token_shard, write_token_shard
+from bloomberg_style.demo.corpus import write_demo_corpus
 from tests._fixtures import demo_tokenizer, demo_tokenizer_dir  # noqa: F401 (pytest fixtures)
 
 SEQ_LEN = 32

@@ -22,7 +22,7 @@ from bloomberg_style.model import (
 from bloomberg_style.model import attention as attention_module
 from bloomberg_style.model.attention import flash_import_error, flash_unavailable_reason, resolve_impl
 from bloomberg_style.model.loss import cross_entropy
-from bloomberg_style.model.memory import cpu_peak_supported, peak_memory_bytes, saved_activation_bytes
+from bloomberg_style.sizing.measure import cpu_peak_supported, peak_memory_bytes, saved_activation_bytes
 
 
 @pytest.fixture(autouse=True, scope="module")

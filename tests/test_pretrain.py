@@ -93,7 +93,7 @@ def test_checkpoint_loads_as_plain_model(tmp_path, small_data):
     """A ZeRO-2 checkpoint gives back a plain model whose loss matches the run's eval."""
     import torch
 
-    from bloomberg_style.export.checkpoint import load_checkpoint_model, resolve_checkpoint
+    from bloomberg_style.artifacts import load_checkpoint_model, resolve_checkpoint
 
     cfg = tiny_run_config(tmp_path, small_data, name="export", train={"steps": 4})
     run_launcher(["--config", str(cfg)])

@@ -82,7 +82,7 @@ def _fake_checkpoint(tmp_path, files: list[str], marker):
     ],
 )
 def test_checkpoint_weights_load_without_unpickling(tmp_path, files):
-    from bloomberg_style.export.checkpoint import load_checkpoint_state_dict
+    from bloomberg_style.artifacts import load_checkpoint_state_dict
 
     marker = tmp_path / "ran"
     step = _fake_checkpoint(tmp_path, files, marker)
@@ -92,6 +92,6 @@ def test_checkpoint_weights_load_without_unpickling(tmp_path, files):
     with pytest.raises(pickle.UnpicklingError, match="refused to unpickle"):
         load_checkpoint_state_dict(step)
     assert not marker.exists()
-    from bloomberg_style.training import safe_load
+    from bloomberg_style.artifacts import safe_load
 
     assert torch.load is safe_load._ORIGINAL_LOAD  # the guard is undone after the load

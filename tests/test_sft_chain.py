@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bloomberg_style.sft.data_demo import finance_chat, finance_instructions
+from bloomberg_style.demo.instructions import finance_chat, finance_instructions
 from bloomberg_style.training.metrics import read_jsonl
 from tests._fixtures import demo_tokenizer, demo_tokenizer_dir  # noqa: F401 (pytest fixtures)
 from tests.test_sft_support import (  # noqa: F401 (sft_base is a fixture)
@@ -27,7 +27,7 @@ TARGETS = ("query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h")
 
 
 def test_chain_resume_skip_and_chat(tmp_path, sft_base):  # noqa: F811
-    from bloomberg_style.sft.model_io import load_model
+    from bloomberg_style.artifacts import load_model
 
     alpaca = write_jsonl(tmp_path / "data" / "fin.jsonl", finance_instructions(48, seed=4))
     chat = write_jsonl(tmp_path / "data" / "chat.jsonl", finance_chat(32, seed=5))
@@ -78,7 +78,7 @@ def test_chain_resume_skip_and_chat(tmp_path, sft_base):  # noqa: F811
     log = check(run_script("sft.py", ["--recipe", str(recipe)]))
     assert "stage a: complete" in log and "skipping" in log and "resumed from" in log
     # merge: false -> the stage folder is the adapter, naming stage a's folder as its base.
-    from bloomberg_style.sft.model_io import adapter_base, model_kind
+    from bloomberg_style.artifacts import adapter_base, model_kind
 
     assert (
         (b / "COMPLETE").is_file() and model_kind(b) == "adapter" and not (b / "model.safetensors").exists()
@@ -100,9 +100,9 @@ def test_chain_resume_skip_and_chat(tmp_path, sft_base):  # noqa: F811
     assert any(not torch.equal(mb[k], ma[k]) for k in ma if any(f".{t}.weight" in k for t in TARGETS))
 
     # Chat one-shot on stage a: the same seeded answer as an in-process session with its template.
+    from bloomberg_style.artifacts import load_tokenizer
     from bloomberg_style.sft.chat import ChatSession, template_for_model
     from bloomberg_style.sft.generate import SamplingConfig
-    from bloomberg_style.sft.model_io import load_tokenizer
 
     question = "Explain the term leverage ratio in one sentence."
     sampling = [

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bloomberg_style.sft.data_demo import finance_instructions
+from bloomberg_style.demo.instructions import finance_instructions
 from tests._fixtures import demo_tokenizer, demo_tokenizer_dir  # noqa: F401 (pytest fixtures)
 from tests.test_sft_support import (  # noqa: F401 (sft_base is a fixture)
     check,

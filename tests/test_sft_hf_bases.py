@@ -9,12 +9,12 @@ import shutil
 import pytest
 import torch
 
+from bloomberg_style.artifacts import load_model, load_tokenizer, tokenizer_dir
+from bloomberg_style.artifacts.hf_base import HFBaseError, HFCausalLM, HFTokenizer, load_hf_base
 from bloomberg_style.sft.chat_masks import encode_conversation, encode_prompt, hf_batch
 from bloomberg_style.sft.collate import row_arrays
 from bloomberg_style.sft.generate import SamplingConfig, generate_text, hf_generate_ids
-from bloomberg_style.sft.hf_base import HFBaseError, HFCausalLM, HFTokenizer, load_hf_base
 from bloomberg_style.sft.lora import apply_lora, default_lora_targets, export_merged_hf, merge
-from bloomberg_style.sft.model_io import load_model, load_tokenizer, tokenizer_dir
 from bloomberg_style.sft.prompt_tuning import PrefixSpec, apply_prefix_tuning, prompt_parameters
 from bloomberg_style.sft.recipe import LoraSpec
 from bloomberg_style.sft.templates import Turn, get_template
@@ -208,7 +208,7 @@ def test_remote_code_needs_explicit_trust(tiny_hf_base_factory, tmp_path):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU error path")
 def test_qlora_refused_without_cuda_before_loading(tmp_path):
-    from bloomberg_style.sft.quantize import QLoraUnavailable
+    from bloomberg_style.artifacts.quantize import QLoraUnavailable
 
     folder = tmp_path / "base"
     folder.mkdir()
@@ -238,10 +238,10 @@ def test_deepspeed_engine_chains_full_then_lora_on_a_hf_base(tiny_hf_base_factor
     both, and the exported merged model scores what the engine scored."""
     import deepspeed
 
+    from bloomberg_style.artifacts.hf_base import save_hf_model, shape_config
     from bloomberg_style.model import param_groups
     from bloomberg_style.sft.collate import pad_rows
     from bloomberg_style.sft.evaluate import heldout_loss
-    from bloomberg_style.sft.hf_base import save_hf_model, shape_config
     from bloomberg_style.sft.lora import adapter_state, load_adapter_state
     from bloomberg_style.training.distributed import init_distributed
 

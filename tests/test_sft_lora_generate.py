@@ -72,7 +72,7 @@ def test_lora_trains_only_adapters_and_merge_gives_the_same_logits(tmp_path):
 
 
 def test_adapter_folder_loads_through_model_io(tmp_path, demo_tokenizer_dir):  # noqa: F811
-    from bloomberg_style.sft.model_io import load_model, model_kind, tokenizer_dir
+    from bloomberg_style.artifacts import load_model, model_kind, tokenizer_dir
 
     base = make_tiny_base(tmp_path / "base", demo_tokenizer_dir)
     peft_model = apply_lora(load_model(base), LoraSpec(rank=2, alpha=4, dropout=0.0))

@@ -21,7 +21,7 @@ def make_tiny_base(out: Path, tokenizer_dir: Path, seed: int = 0) -> Path:
     """A random tiny BloomForCausalLM saved as a HF folder with the tokenizer beside it."""
     import torch
 
-    from bloomberg_style.export.hf import save_hf_folder
+    from bloomberg_style.artifacts.hf import save_hf_folder
     from bloomberg_style.model import BloomForCausalLM, ModelConfig
 
     torch.manual_seed(seed)
@@ -78,7 +78,7 @@ def check(proc: subprocess.CompletedProcess) -> str:
 
 
 def test_demo_data_is_deterministic_and_parses(tmp_path):
-    from bloomberg_style.sft.data_demo import FILES, finance_chat, finance_instructions, write_demo_data
+    from bloomberg_style.demo.instructions import FILES, finance_chat, finance_instructions, write_demo_data
     from bloomberg_style.sft.formats import load_examples
 
     assert finance_instructions(30, seed=5) == finance_instructions(30, seed=5)

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bloomberg_style.data.corpus import CorpusError, iter_texts
-from bloomberg_style.data.demo_corpus import write_demo_corpus
+from bloomberg_style.corpus import CorpusError, iter_texts
 from bloomberg_style.data.shards import ShardStats, read_token_shard, token_dtype, write_token_shard
+from bloomberg_style.demo.corpus import write_demo_corpus
 from tests._fixtures import demo_tokenizer, demo_tokenizer_dir  # noqa: F401 (pytest fixtures)
 
 REPO = Path(__file__).resolve().parents[1]

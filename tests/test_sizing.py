@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from bloomberg_style.model.flops import flops_per_token
 from bloomberg_style.sizing import (
     EPOCH,
     HOFFMANN,
@@ -35,6 +34,7 @@ from bloomberg_style.sizing import (
 )
 from bloomberg_style.sizing.chinchilla import PF_DAY, table_fits
 from bloomberg_style.sizing.chinchilla_data import APPROACH_3_TYPO_ROW, TABLE_A3_APPROACH_3
+from bloomberg_style.sizing.flops import flops_per_token
 from bloomberg_style.sizing.memory import layer_activation_bytes
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bloomberg_style.data.corpus import CorpusError
+from bloomberg_style.corpus import CorpusError
 from tests.test_tokenizer import SAMPLES, synthetic_lines
 from tokenizer import (
     BYTE_SYMBOLS,

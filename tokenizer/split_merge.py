@@ -42,7 +42,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from bloomberg_style.data.corpus import CorpusError, CorpusStats, Document, iter_documents, resolve_inputs
+from bloomberg_style.corpus import CorpusError, CorpusStats, Document, iter_documents, resolve_inputs
 from tokenizer.merge import ModelMerger, prune_unigram_model
 from tokenizer.numeric_unigram import NumericUnigramTokenizer
 from tokenizer.pretokenize import PRETOKENIZE_PATTERN
@@ -330,6 +330,192 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def check_options(
+    vocab_size: int,
+    chunk_vocab_size: int,
+    workers: int,
+    trainer: str,
+    chunks: int | None,
+    chunk_bytes: int | None,
+    sweep: tuple[int, int, int] | None,
+    heldout_every: int,
+) -> None:
+    """ValueError naming the option, before anything is read or written."""
+    for name, value in (("vocab_size", vocab_size), ("chunk_vocab_size", chunk_vocab_size)):
+        if value < MIN_VOCAB_SIZE:
+            raise ValueError(f"{name}={value} is below {MIN_VOCAB_SIZE} (256 byte symbols + EOD)")
+    if workers < 1:
+        raise ValueError(f"workers={workers} must be at least 1")
+    if trainer not in TRAINERS:
+        raise ValueError(f"trainer={trainer!r}; expected one of {TRAINERS}")
+    if chunks is not None and chunk_bytes is not None:
+        raise ValueError("give chunks or chunk_bytes, not both")
+    if (chunks is not None and chunks < 1) or (chunk_bytes is not None and chunk_bytes < 1):
+        raise ValueError(f"chunks={chunks} and chunk_bytes={chunk_bytes} must be positive")
+    if sweep is not None and not (MIN_VOCAB_SIZE <= sweep[0] <= sweep[1] and sweep[2] >= 1):
+        raise ValueError(f"sweep={sweep}: need {MIN_VOCAB_SIZE} <= lo <= hi and points >= 1")
+    if sweep is not None and heldout_every < 1:
+        raise ValueError(f"heldout_every={heldout_every} must be at least 1 for a sweep")
+
+
+@dataclass
+class ChunkPool:
+    """Streams the sources into chunk files and trains each in a worker process as it closes.
+
+    At most `workers` chunks run and one more waits, so at most workers + 2 chunk files are
+    on disk; finished chunk models go to the merger at once.
+    """
+
+    sources: list[Source]
+    work: Path
+    merger: HierarchicalMerger
+    workers: int
+    task: dict[str, Any]  # vocab_size, trainer, max_piece_length, num_threads of every chunk
+    show_progress: bool = True
+    results: list[ChunkResult] = field(default_factory=list)
+    in_flight: dict[cf.Future, tuple[int, int, str]] = field(default_factory=dict)
+    total_chunks: int = field(init=False, default=0)
+    bar: Any = field(init=False, default=None)  # tqdm over the bytes streamed
+
+    def run(self, text_field: str, holdout: Holdout) -> None:
+        self.total_chunks = sum(s.chunks for s in self.sources)
+        self.bar = tqdm(
+            total=sum(s.bytes for s in self.sources),
+            unit="B",
+            unit_scale=True,
+            desc=f"chunks 0/{self.total_chunks}",
+            disable=not self.show_progress,
+        )
+        ctx = multiprocessing.get_context("spawn")  # tokenizers' Rust threads do not survive fork
+        with cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, max_tasks_per_child=1) as pool:
+            try:
+                for i, source in enumerate(self.sources):
+                    self.stream_source(pool, i, source, text_field, holdout)
+                while self.in_flight:
+                    self.wait_for_one()
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+            finally:
+                self.bar.close()
+
+    def stream_source(
+        self, pool: cf.Executor, i: int, source: Source, text_field: str, holdout: Holdout
+    ) -> None:
+        writer = ChunkWriter(self.work, i, source.chunks, source.bytes)
+        for doc, n in checked_documents(source, text_field):
+            if holdout.take(doc.text, n, keep=True):
+                continue
+            for part, m in split_long_document(doc.text, n, max(1, math.ceil(writer.target))):
+                if (closed := writer.add(part, m)) is not None:
+                    self.dispatch(pool, i, closed)
+        if (closed := writer.close()) is not None:
+            self.dispatch(pool, i, closed)
+        self.merger.source_streamed(i)
+
+    def wait_for_one(self) -> None:
+        done, _ = cf.wait(self.in_flight, return_when=cf.FIRST_COMPLETED)
+        for fut in done:
+            i, j, model_path = self.in_flight.pop(fut)
+            try:
+                info = fut.result()
+            except Exception as e:
+                raise RuntimeError(f"training chunk {j} of {self.sources[i].name!r} failed: {e}") from e
+            self.merger.chunk_done(i, j, model_path)
+            self.results.append(ChunkResult(source=i, index=j, path=model_path, **info))
+            self.bar.update(info["bytes"])
+            self.bar.set_description(f"chunks {len(self.results)}/{self.total_chunks}")
+
+    def dispatch(self, pool: cf.Executor, i: int, closed: tuple[int, str]) -> None:
+        j, chunk_path = closed
+        while len(self.in_flight) > self.workers:  # running + one queued: at most workers + 2 files on disk
+            self.wait_for_one()
+        model_path = chunk_path.removesuffix(".jsonl") + ".model.json"
+        task = {"chunk_path": chunk_path, "model_path": model_path, **self.task}
+        self.in_flight[pool.submit(train_chunk, task)] = (i, j, model_path)
+        self.merger.chunk_submitted(i)
+
+
+def save_tokenizer(merged: UnigramModel, vocab_size: int, out: Path) -> NumericUnigramTokenizer:
+    """merged_model.json (the unpruned union) and the tokenizer pruned to `vocab_size`."""
+    merged.save(out / "merged_model.json")  # the unpruned union: prune it again for another size
+    tok = NumericUnigramTokenizer.from_model(prune_unigram_model(merged, vocab_size))
+    tok.save(out)
+    if tok.vocab_size < vocab_size:
+        warnings.warn(
+            f"the chunk models hold only {len(merged.pieces)} distinct pieces, so the tokenizer has "
+            f"{tok.vocab_size} tokens, not {vocab_size}: the corpus is too small for that vocabulary",
+            stacklevel=3,
+        )
+    return tok
+
+
+def run_sweep(
+    merged: UnigramModel, holdout: Holdout, sweep: tuple[int, int, int], out: Path, heldout_every: int
+) -> dict[str, Any]:
+    """Prune to each sweep size, encode the held-out sample; vocab_sweep.json and .png."""
+    if not holdout.texts:
+        raise CorpusError(
+            f"sweep: no held-out documents (every {heldout_every}th document, at most "
+            f"{holdout.max_bytes} bytes); lower heldout_every"
+        )
+    rows = vocab_sweep(merged, holdout.texts, sweep)
+    result = {
+        "heldout_documents": len(holdout.texts),
+        "heldout_bytes": holdout.bytes,
+        "optimum_vocab_size": min(rows, key=lambda r: r["bits"])["vocab_size"],
+        "rows": rows,
+    }
+    (out / "vocab_sweep.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    plot_sweep(rows, out / "vocab_sweep.png", title=f"held-out sample: {holdout.bytes / 1e6:.2f} MB")
+    return result
+
+
+def training_stats(
+    sources: list[Source],
+    pool: ChunkPool,
+    merged: UnigramModel,
+    tok: NumericUnigramTokenizer,
+    vocab_size: int,
+    seconds: tuple[float, float],
+    main_rss_after_merge: float,
+) -> dict[str, Any]:
+    """What training_stats.json records: sizes, options, per-chunk rows, timings, memory."""
+    chunk_rows = []
+    for r in sorted(pool.results, key=lambda r: (r.source, r.index)):
+        row = asdict(r)
+        row["source"] = sources[r.source].name
+        row.pop("path")
+        chunk_rows.append(row)
+    return {
+        "documents": sum(s.documents for s in sources),
+        "bytes": merged.bytes_seen,
+        "vocab_size": tok.vocab_size,
+        "requested_vocab_size": vocab_size,
+        "tokens_before_pruning": len(merged.pieces) + 1,  # the merged union, + EOD
+        "eod_id": tok.eod_id,
+        "trainer": pool.task["trainer"],
+        "chunk_vocab_size": pool.task["vocab_size"],
+        "max_piece_length": pool.task["max_piece_length"],
+        "pretokenize_pattern": PRETOKENIZE_PATTERN,
+        "workers": pool.workers,
+        "threads_per_worker": pool.task["num_threads"],
+        "sources": [
+            {k: v for k, v in asdict(s).items() if k != "files"} | {"files": len(s.files)} for s in sources
+        ],
+        "source_models": pool.merger.source_models,
+        "chunks": chunk_rows,
+        "bytes_per_chunk": [r["bytes"] for r in chunk_rows],
+        "scan_seconds": round(seconds[0], 3),
+        "train_merge_seconds": round(seconds[1], 3),
+        "peak_rss_mb": {
+            "main_after_merge": round(main_rss_after_merge, 1),
+            "main": round(peak_rss_mb(), 1),
+            "largest_worker": round(max((r.peak_rss_mb for r in pool.results), default=0.0), 1),
+        },
+    }
+
+
 def train_split_merge(
     inputs: Sequence[str | Path],
     output_dir: str | Path,
@@ -359,21 +545,7 @@ def train_split_merge(
     """
     start = time.perf_counter()
     workers = workers if workers is not None else available_cpus()
-    for name, value in (("vocab_size", vocab_size), ("chunk_vocab_size", chunk_vocab_size)):
-        if value < MIN_VOCAB_SIZE:
-            raise ValueError(f"{name}={value} is below {MIN_VOCAB_SIZE} (256 byte symbols + EOD)")
-    if workers < 1:
-        raise ValueError(f"workers={workers} must be at least 1")
-    if trainer not in TRAINERS:
-        raise ValueError(f"trainer={trainer!r}; expected one of {TRAINERS}")
-    if chunks is not None and chunk_bytes is not None:
-        raise ValueError("give chunks or chunk_bytes, not both")
-    if (chunks is not None and chunks < 1) or (chunk_bytes is not None and chunk_bytes < 1):
-        raise ValueError(f"chunks={chunks} and chunk_bytes={chunk_bytes} must be positive")
-    if sweep is not None and not (MIN_VOCAB_SIZE <= sweep[0] <= sweep[1] and sweep[2] >= 1):
-        raise ValueError(f"sweep={sweep}: need {MIN_VOCAB_SIZE} <= lo <= hi and points >= 1")
-    if sweep is not None and heldout_every < 1:
-        raise ValueError(f"heldout_every={heldout_every} must be at least 1 for a sweep")
+    check_options(vocab_size, chunk_vocab_size, workers, trainer, chunks, chunk_bytes, sweep, heldout_every)
     out = Path(output_dir)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"output {out} exists and is not a directory")
@@ -383,143 +555,42 @@ def train_split_merge(
     def new_holdout() -> Holdout:
         return Holdout(every=heldout_every if sweep else 0, max_bytes=heldout_max_bytes)
 
+    # 1. Scan: sizes of every source (and the held-out sample), then the chunk plan.
     scan_start = time.perf_counter()
     scan_sources(sources, text_field, new_holdout(), show_progress)
     plan_chunks(sources, chunks, chunk_bytes)
     scan_seconds = time.perf_counter() - scan_start
 
+    # 2. Split and train: stream chunks to worker processes, merge their models as they finish.
     work = out / "split_merge_work"
     if work.exists():
         shutil.rmtree(work)
     work.mkdir()
     threads = max(1, available_cpus() // workers)  # a lone chunk may use the idle cores
-    total_chunks = sum(s.chunks for s in sources)
-    merger = HierarchicalMerger(sources, work, keep_files=keep_work)
-    results: list[ChunkResult] = []
-    in_flight: dict[cf.Future, tuple[int, int, str]] = {}
+    pool = ChunkPool(
+        sources,
+        work,
+        HierarchicalMerger(sources, work, keep_files=keep_work),
+        workers,
+        {"vocab_size": chunk_vocab_size, "trainer": trainer, "max_piece_length": max_piece_length,
+         "num_threads": threads},
+        show_progress,
+    )  # fmt: skip
     holdout = new_holdout()
-    bar = tqdm(
-        total=sum(s.bytes for s in sources),
-        unit="B",
-        unit_scale=True,
-        desc=f"chunks 0/{total_chunks}",
-        disable=not show_progress,
-    )
-
-    def collect(done: set[cf.Future]) -> None:
-        for fut in done:
-            i, j, model_path = in_flight.pop(fut)
-            try:
-                info = fut.result()
-            except Exception as e:
-                raise RuntimeError(f"training chunk {j} of {sources[i].name!r} failed: {e}") from e
-            merger.chunk_done(i, j, model_path)
-            results.append(ChunkResult(source=i, index=j, path=model_path, **info))
-            bar.update(info["bytes"])
-            bar.set_description(f"chunks {len(results)}/{total_chunks}")
-
-    def dispatch(pool: cf.Executor, i: int, closed: tuple[int, str]) -> None:
-        j, chunk_path = closed
-        while len(in_flight) > workers:  # running + one queued: at most workers + 2 files on disk
-            done, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
-            collect(done)
-        model_path = chunk_path.removesuffix(".jsonl") + ".model.json"
-        task = {
-            "chunk_path": chunk_path,
-            "model_path": model_path,
-            "vocab_size": chunk_vocab_size,
-            "trainer": trainer,
-            "max_piece_length": max_piece_length,
-            "num_threads": threads,
-        }
-        in_flight[pool.submit(train_chunk, task)] = (i, j, model_path)
-        merger.chunk_submitted(i)
-
     train_start = time.perf_counter()
-    ctx = multiprocessing.get_context("spawn")  # tokenizers' Rust threads do not survive fork
-    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, max_tasks_per_child=1) as pool:
-        try:
-            for i, s in enumerate(sources):
-                writer = ChunkWriter(work, i, s.chunks, s.bytes)
-                for doc, n in checked_documents(s, text_field):
-                    if holdout.take(doc.text, n, keep=True):
-                        continue
-                    for part, m in split_long_document(doc.text, n, max(1, math.ceil(writer.target))):
-                        if (closed := writer.add(part, m)) is not None:
-                            dispatch(pool, i, closed)
-                if (closed := writer.close()) is not None:
-                    dispatch(pool, i, closed)
-                merger.source_streamed(i)
-            while in_flight:
-                done, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
-                collect(done)
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-        finally:
-            bar.close()
+    pool.run(text_field, holdout)
     train_seconds = time.perf_counter() - train_start
 
-    merged = merger.corpus.result()
+    # 3. Prune the merged model to the vocabulary and save the tokenizer.
+    merged = pool.merger.corpus.result()
     main_rss_after_merge = peak_rss_mb()
-    merged.save(out / "merged_model.json")  # the unpruned union: prune it again for another size
-    tok = NumericUnigramTokenizer.from_model(prune_unigram_model(merged, vocab_size))
-    tok.save(out)
-    if tok.vocab_size < vocab_size:
-        warnings.warn(
-            f"the chunk models hold only {len(merged.pieces)} distinct pieces, so the tokenizer has "
-            f"{tok.vocab_size} tokens, not {vocab_size}: the corpus is too small for that vocabulary",
-            stacklevel=2,
-        )
+    tok = save_tokenizer(merged, vocab_size, out)
 
-    chunk_rows = []
-    for r in sorted(results, key=lambda r: (r.source, r.index)):
-        row = asdict(r)
-        row["source"] = sources[r.source].name
-        row.pop("path")
-        chunk_rows.append(row)
-    stats: dict[str, Any] = {
-        "documents": sum(s.documents for s in sources),
-        "bytes": merged.bytes_seen,
-        "vocab_size": tok.vocab_size,
-        "requested_vocab_size": vocab_size,
-        "tokens_before_pruning": len(merged.pieces) + 1,  # the merged union, + EOD
-        "eod_id": tok.eod_id,
-        "trainer": trainer,
-        "chunk_vocab_size": chunk_vocab_size,
-        "max_piece_length": max_piece_length,
-        "pretokenize_pattern": PRETOKENIZE_PATTERN,
-        "workers": workers,
-        "threads_per_worker": threads,
-        "sources": [
-            {k: v for k, v in asdict(s).items() if k != "files"} | {"files": len(s.files)} for s in sources
-        ],
-        "source_models": merger.source_models,
-        "chunks": chunk_rows,
-        "bytes_per_chunk": [r["bytes"] for r in chunk_rows],
-        "scan_seconds": round(scan_seconds, 3),
-        "train_merge_seconds": round(train_seconds, 3),
-        "peak_rss_mb": {
-            "main_after_merge": round(main_rss_after_merge, 1),
-            "main": round(peak_rss_mb(), 1),
-            "largest_worker": round(max((r.peak_rss_mb for r in results), default=0.0), 1),
-        },
-    }
+    # 4. Statistics, and the vocabulary sweep on the held-out sample if asked.
+    seconds = (scan_seconds, train_seconds)
+    stats = training_stats(sources, pool, merged, tok, vocab_size, seconds, main_rss_after_merge)
     if sweep is not None:
-        if not holdout.texts:
-            raise CorpusError(
-                f"sweep: no held-out documents (every {heldout_every}th document, at most "
-                f"{heldout_max_bytes} bytes); lower heldout_every"
-            )
-        rows = vocab_sweep(merged, holdout.texts, sweep)
-        stats["sweep"] = {
-            "heldout_documents": len(holdout.texts),
-            "heldout_bytes": holdout.bytes,
-            "optimum_vocab_size": min(rows, key=lambda r: r["bits"])["vocab_size"],
-            "rows": rows,
-        }
-        (out / "vocab_sweep.json").write_text(json.dumps(stats["sweep"], indent=2) + "\n", encoding="utf-8")
-        plot_sweep(rows, out / "vocab_sweep.png", title=f"held-out sample: {holdout.bytes / 1e6:.2f} MB")
+        stats["sweep"] = run_sweep(merged, holdout, sweep, out, heldout_every)
     stats["peak_rss_mb"]["main"] = round(peak_rss_mb(), 1)  # again: the sweep may have raised it
     if not keep_work:
         shutil.rmtree(work)

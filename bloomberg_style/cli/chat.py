@@ -44,8 +44,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
+    from bloomberg_style.artifacts import load_model, load_tokenizer, tokenizer_dir
     from bloomberg_style.sft.chat import ChatSession, knowledge_retriever, show_retrieval, template_for_model
-    from bloomberg_style.sft.model_io import load_model, load_tokenizer, tokenizer_dir
 
     try:
         sampling = from_flags(SamplingConfig, args).validate()

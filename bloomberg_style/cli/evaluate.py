@@ -16,7 +16,7 @@ import argparse
 import sys
 
 from bloomberg_style.configlib import add_flags, from_flags
-from bloomberg_style.data.corpus import CorpusError
+from bloomberg_style.corpus import CorpusError
 from bloomberg_style.evaluation.fewshot import RULES, TaskError
 from bloomberg_style.evaluation.run import DTYPES, EvalOptions, EvaluationError, evaluate
 

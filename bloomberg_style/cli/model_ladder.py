@@ -10,7 +10,7 @@ import sys
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    from bloomberg_style.model.ladder import main as ladder_main
+    from bloomberg_style.sizing.ladder import main as ladder_main
 
     return ladder_main(argv)
 

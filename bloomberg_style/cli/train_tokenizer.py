@@ -19,7 +19,7 @@ import json
 import sys
 
 from bloomberg_style.configlib import add_flags, from_flags
-from bloomberg_style.data.corpus import CorpusError
+from bloomberg_style.corpus import CorpusError
 from tokenizer import TRAINERS, parse_sweep, sweep_table
 from tokenizer.options import TokenizerOptions
 from tokenizer.split_merge import resolve_sources

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from bloomberg_style.config import ConfigError, DataSection
-from bloomberg_style.data.corpus import iter_texts
-from bloomberg_style.data.shards import shard_exists
+from bloomberg_style.corpus import iter_texts
+from bloomberg_style.data.parts import parts_ready
 
 
 def tokenizer_exists(folder: str | Path) -> bool:
@@ -23,7 +23,7 @@ def tokenizer_exists(folder: str | Path) -> bool:
 def ensure_run_inputs(data: DataSection, log=print) -> None:
     """Build the demo corpus, tokenizer and shards that the config names but that are absent."""
     if data.demo_corpus and not (Path(data.demo_corpus) / "COMPLETE").is_file():
-        from bloomberg_style.data.demo_corpus import write_demo_corpus
+        from bloomberg_style.demo.corpus import write_demo_corpus
 
         t0 = time.perf_counter()
         kwargs = {"docs_per_domain": data.demo_docs_per_domain} if data.demo_docs_per_domain else {}
@@ -31,7 +31,7 @@ def ensure_run_inputs(data: DataSection, log=print) -> None:
         (Path(data.demo_corpus) / "COMPLETE").write_text(json.dumps({k: len(v) for k, v in written.items()}))
         log(f"demo corpus written to {data.demo_corpus} in {time.perf_counter() - t0:.1f}s")
 
-    missing_shards = [d for d in data.domains if not shard_exists(d.prefix)]
+    missing_shards = [d for d in data.domains if not parts_ready([d.prefix, *d.prefixes])]
     for d in missing_shards:
         if not d.inputs:
             raise ConfigError(
@@ -70,7 +70,7 @@ def check_run_inputs(data: DataSection) -> None:
     if not tokenizer_exists(data.tokenizer):
         raise ConfigError(f"data.tokenizer: {data.tokenizer}/tokenizer.json is not visible on this node")
     for d in data.domains:
-        if not shard_exists(d.prefix):
+        if not parts_ready([d.prefix, *d.prefixes]):
             raise ConfigError(
-                f"data.domains[{d.name}].prefix: {d.prefix}.bin/.idx is not visible on this node"
+                f"data.domains[{d.name}].prefix: {d.prefix}.bin/.idx (or its parts) is not visible on this node"
             )

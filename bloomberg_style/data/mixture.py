@@ -42,17 +42,53 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bloomberg_style.data.cache_safety import check_index_cache
+from bloomberg_style.data.parts import expand_prefixes
 from bloomberg_style.data.shards import import_megatron_datasets, read_token_shard, shard_exists, stats_path
 
 
 @dataclass(frozen=True)
 class DomainSpec:
-    """One domain: a name, a token shard prefix, and its share of training tokens."""
+    """One domain: a name, its token shards, and its share of training tokens.
+
+    `prefix` and `prefixes` are shard prefixes, prepare_data outputs (their
+    manifest's parts) or globs (see data/parts.py); a domain of many parts
+    gives each part a share of the domain's weight in proportion to its tokens.
+    """
 
     name: str
     prefix: str
     weight: float = 1.0
+    prefixes: tuple[str, ...] = ()
+
+    def parts(self) -> list[str]:
+        """The shard prefixes this domain stands for (absolute), in order."""
+        entries = [e for e in (self.prefix, *self.prefixes) if e]
+        found = [str(Path(p).resolve()) for p in expand_prefixes(entries)]
+        return found or [
+            str(Path(e).resolve()) for e in entries[:1]
+        ]  # a missing shard fails in _check_domains
+
+
+class _DomainIds:
+    """A blend over parts whose samples carry their domain's index, not their part's, as dataset_id."""
+
+    def __init__(self, blend: Any, domain_of_part: list[int]):
+        self.blend = blend
+        self.domain_of_part = np.asarray(domain_of_part, dtype=np.int16)
+
+    def __len__(self) -> int:
+        return len(self.blend)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        sample = dict(self.blend[index])
+        sample["dataset_id"] = self.domain_of_part[int(sample["dataset_id"])]
+        return sample
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.blend, name)
 
 
 @dataclass
@@ -150,7 +186,9 @@ def split_bounds(split: str, n: int) -> tuple[tuple[int, int], tuple[int, int]]:
     return ranges[0], ranges[1]
 
 
-def _check_domains(domains: list[DomainSpec], vocab_size: int, split: str) -> dict[str, dict[str, int]]:
+def _check_domains(
+    domains: list[DomainSpec], vocab_size: int, split: str, parts: dict[str, list[str]] | None = None
+) -> dict[str, dict[str, int]]:
     """Validate names, weights and shards before megatron builds anything; return per-domain counts."""
     if not domains:
         raise ValueError("no domains given")
@@ -161,29 +199,35 @@ def _check_domains(domains: list[DomainSpec], vocab_size: int, split: str) -> di
     for d in domains:
         if not (isinstance(d.weight, (int, float)) and math.isfinite(d.weight) and d.weight > 0):
             raise ValueError(f"domain {d.name!r}: weight must be a positive number, got {d.weight!r}")
-        if not shard_exists(d.prefix):
-            raise FileNotFoundError(
-                f"domain {d.name!r}: no token shard at {d.prefix} (.bin/.idx); run launch/prepare_data.py"
-            )
-        if stats_path(d.prefix).is_file():
-            stats = json.loads(stats_path(d.prefix).read_text(encoding="utf-8"))
-            # The model's vocabulary may be padded beyond the tokenizer's (e.g. to a multiple of 128).
-            if stats.get("vocab_size") is not None and stats["vocab_size"] > vocab_size:
-                raise ValueError(
-                    f"domain {d.name!r}: shard {d.prefix} was written with a {stats['vocab_size']}-token "
-                    f"tokenizer, larger than the model's vocab_size {vocab_size}"
+        counts = dict.fromkeys(
+            ("documents", "train_documents", "valid_documents", "train_tokens", "valid_tokens"), 0
+        )
+        for prefix in (parts or {}).get(d.name, [d.prefix]):
+            if not shard_exists(prefix):
+                raise FileNotFoundError(
+                    f"domain {d.name!r}: no token shard at {prefix} (.bin/.idx); run launch/prepare_data.py"
                 )
-        shard = read_token_shard(d.prefix)
-        n = len(shard)
-        (t0, t1), (v0, v1) = split_bounds(split, n)
-        lengths = shard.sequence_lengths
-        summary[d.name] = {
-            "documents": n,
-            "train_documents": t1 - t0,
-            "valid_documents": v1 - v0,
-            "train_tokens": int(lengths[t0:t1].sum()),
-            "valid_tokens": int(lengths[v0:v1].sum()),
-        }
+            if stats_path(prefix).is_file():
+                stats = json.loads(stats_path(prefix).read_text(encoding="utf-8"))
+                # The model's vocabulary may be padded beyond the tokenizer's (e.g. to a multiple of 128).
+                if stats.get("vocab_size") is not None and stats["vocab_size"] > vocab_size:
+                    raise ValueError(
+                        f"domain {d.name!r}: shard {prefix} was written with a {stats['vocab_size']}-token "
+                        f"tokenizer, larger than the model's vocab_size {vocab_size}"
+                    )
+            shard = read_token_shard(prefix)
+            n = len(shard)
+            (t0, t1), (v0, v1) = split_bounds(split, n)
+            lengths = shard.sequence_lengths
+            counts["documents"] += n
+            counts["train_documents"] += t1 - t0
+            counts["valid_documents"] += v1 - v0
+            counts["train_tokens"] += int(lengths[t0:t1].sum())
+            counts["valid_tokens"] += int(lengths[v0:v1].sum())
+            counts.setdefault("part_tokens", []).append(int(lengths.sum()))
+            del shard, lengths
+        summary[d.name] = counts
+        n, t1, t0, v1, v0 = counts["documents"], counts["train_documents"], 0, counts["valid_documents"], 0
         if t1 - t0 == 0:
             raise ValueError(f"domain {d.name!r}: split {split} leaves no training documents out of {n}")
         if _valid_part(split) and v1 - v0 == 0:
@@ -227,8 +271,12 @@ def build_datasets(
     if valid_fraction is None and split is None:
         valid_fraction = 0.02
     split = split_string(valid_fraction, split)
-    domains = [DomainSpec(d.name, str(Path(d.prefix).resolve()), float(d.weight)) for d in domains]
-    summary = _check_domains(domains, vocab_size, split)
+    parts = {d.name: d.parts() for d in domains}
+    domains = [
+        DomainSpec(d.name, parts[d.name][0], float(d.weight), tuple(parts[d.name][1:])) for d in domains
+    ]
+    summary = _check_domains(domains, vocab_size, split, parts)
+    part_tokens = {name: summary[name].pop("part_tokens") for name in summary}
     megatron = import_megatron_datasets()
     BlendedMegatronDatasetBuilder = megatron.blended_megatron_dataset_builder.BlendedMegatronDatasetBuilder
     GPTDataset, GPTDatasetConfig = megatron.gpt_dataset.GPTDataset, megatron.gpt_dataset.GPTDatasetConfig
@@ -261,19 +309,23 @@ def build_datasets(
     # Training: a weighted blend (a BlendedDataset even for one domain, so samples always carry
     # dataset_id). Megatron needs an integer size for every split of a weighted blend; the
     # validation blend it builds here is minimal and unused.
-    prefixes = [d.prefix for d in domains]
-    weights = [d.weight for d in domains]
+    # A domain of several parts: each part gets the domain's weight in proportion to its tokens.
+    prefixes = [p for d in domains for p in parts[d.name]]
+    weights = [d.weight * t / sum(part_tokens[d.name]) for d in domains for t in part_tokens[d.name]]
+    domain_of_part = [i for i, d in enumerate(domains) for _ in parts[d.name]]
     valid_size = 1 if _valid_part(split) else 0
     train, _, _ = BlendedMegatronDatasetBuilder(
         GPTDataset, [train_samples, valid_size, 0], built_on_every_rank, config((prefixes, weights))
     ).build()
+    if len(prefixes) > len(domains):
+        train = _DomainIds(train, domain_of_part)
 
     # Validation: one unweighted single-prefix build per domain; size None = the whole split once.
     valid = {}
     if _valid_part(split):
         for d in domains:
             _, valid_ds, _ = BlendedMegatronDatasetBuilder(
-                GPTDataset, [0, None, 0], built_on_every_rank, config(([d.prefix], None))
+                GPTDataset, [0, None, 0], built_on_every_rank, config((parts[d.name], None))
             ).build()
             valid[d.name] = valid_ds
     return MixtureDatasets(train, valid, domains, seq_len, split, cache, summary)

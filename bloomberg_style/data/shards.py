@@ -27,7 +27,8 @@ from typing import Protocol
 import numpy as np
 from tqdm.auto import tqdm
 
-from bloomberg_style.data.corpus import CorpusStats, iter_documents, resolve_inputs
+from bloomberg_style.atomic import atomic_write_text
+from bloomberg_style.corpus import CorpusStats, iter_documents, resolve_inputs
 
 
 class ShardTokenizer(Protocol):
@@ -58,9 +59,11 @@ class ShardStats:
     tokenizer: str | None
     inputs: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    duplicates_dropped: int = 0  # prepare_data --dedup exact
+    tokenizer_sha256: str = ""  # sha256 of tokenizer.json (prepare_data's parts)
 
     def save(self, path: str | Path) -> None:
-        _atomic_write_text(Path(path), json.dumps(asdict(self), indent=2) + "\n")
+        atomic_write_text(Path(path), json.dumps(asdict(self), indent=2) + "\n")
 
     @classmethod
     def load(cls, prefix: str | Path) -> ShardStats:
@@ -104,12 +107,6 @@ def stats_path(prefix: str | Path) -> Path:
 
 def shard_exists(prefix: str | Path) -> bool:
     return bin_path(prefix).is_file() and idx_path(prefix).is_file()
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 # Worker processes (workers > 1) each hold one copy of the tokenizer.

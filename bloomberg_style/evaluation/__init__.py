@@ -4,12 +4,11 @@ metrics      loss, perplexity, bits per byte, accuracy, weighted F1 (pure Python
 scoring      batched per-token log-likelihoods of a model (FP32 log-softmax)
 lm_loss      per-domain loss / perplexity / bits per byte on token shards or raw text
 fewshot      JSONL task files, seeded shots, plain / calibrated / length-normalised scoring
-tasks_demo   the example FPB-style and Headline-style task files (configs/eval/)
 lm_eval_task our task files as local lm-evaluation-harness tasks
-loading      a run folder, checkpoint or Hugging Face folder -> model, tokenizer, run config
+loading      artifacts.resolve(path) -> model, tokenizer, run config, checked for evaluation
 report       results.json, results.md, per-example predictions
 run          what launch/evaluate.py does
-unigram      the unigram baseline the trainer's summary compares against
 
-Nothing is imported here, so `bloomberg_style.evaluation.metrics` loads without torch.
+The demo task files come from bloomberg_style/demo/tasks.py; the unigram baseline the
+trainer's summary compares against is data/unigram.py. Nothing is imported here, so `bloomberg_style.evaluation.metrics` loads without torch.
 """

@@ -185,7 +185,7 @@ def evaluate_texts(
     max_documents: int = 0,
 ) -> DomainResult:
     """Loss, perplexity and bits per byte on raw documents (.txt/.jsonl/.json/.parquet inputs)."""
-    from bloomberg_style.data.corpus import iter_documents
+    from bloomberg_style.corpus import iter_documents
 
     start_time = time.perf_counter()
     texts = []

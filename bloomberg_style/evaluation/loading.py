@@ -1,9 +1,8 @@
-"""Find what an evaluation needs from one path: the model, its tokenizer, its run's config.
+"""What an evaluation needs from one path: the model, its tokenizer, its run's config.
 
-A path may be
-    a run folder (runs/NAME)             newest complete checkpoint, RUN/tokenizer, RUN/config.yaml
-    a checkpoints/ or step_* folder      that checkpoint; the run folder above it if there is one
-    a Hugging Face BLOOM folder          config.json + weights; tokenizer.json if exported with one
+The path may be anything `bloomberg_style.artifacts.resolve` takes (a run folder, checkpoints/,
+a step_* folder, a Hugging Face folder, an adapter folder); this module only adds the checks
+an evaluation wants (the tokenizer fits the embedding) and the summary it reports.
 """
 
 from __future__ import annotations
@@ -13,7 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
+
+from bloomberg_style.artifacts import load_model, load_tokenizer, resolve
+from bloomberg_style.artifacts.layout import is_hf_folder
+
+__all__ = ["LoadedModel", "is_hf_folder", "load_for_evaluation"]
 
 
 @dataclass
@@ -21,7 +24,7 @@ class LoadedModel:
     model: Any  # BloomForCausalLM, eval mode
     tokenizer: Any | None  # NumericUnigramTokenizer, or None when none was found
     source: Path
-    kind: str  # "checkpoint" or "hf"
+    kind: str  # "checkpoint", "hf" or "adapter"
     checkpoint: Path | None = None  # the step folder loaded (kind == "checkpoint")
     step: int | None = None
     run_dir: Path | None = None
@@ -40,10 +43,6 @@ class LoadedModel:
         }
 
 
-def is_hf_folder(path: Path) -> bool:
-    return (path / "config.json").is_file()
-
-
 def load_for_evaluation(
     path: str | Path,
     tokenizer: str | Path | None = None,
@@ -55,43 +54,25 @@ def load_for_evaluation(
     if not path.exists():
         raise FileNotFoundError(f"--checkpoint {path}: no such file or folder")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if is_hf_folder(path):
-        from bloomberg_style.export.hf import load_hf_folder
-
-        loaded = LoadedModel(load_hf_folder(path, dtype=dtype), None, path, "hf")
-        candidates = [path]
-    else:
-        from bloomberg_style.export.checkpoint import load_checkpoint_model, resolve_checkpoint
-        from bloomberg_style.training.checkpoint import read_trainer_state
-
-        step_dir = resolve_checkpoint(path)
-        run_dir = _run_dir_of(step_dir)
-        config = None
-        if run_dir is not None and (run_dir / "config.yaml").is_file():
-            config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
-        loaded = LoadedModel(
-            load_checkpoint_model(step_dir, dtype=dtype),
-            None,
-            path,
-            "checkpoint",
-            checkpoint=step_dir,
-            step=int(read_trainer_state(step_dir).get("step", -1)),
-            run_dir=run_dir,
-            run_config=config,
-        )
-        candidates = [run_dir / "tokenizer"] if run_dir is not None else []
-        if config and config.get("data", {}).get("tokenizer"):
-            candidates.append(Path(config["data"]["tokenizer"]))
-    loaded.model.to(device).eval()
+    ref = resolve(path)
+    loaded = LoadedModel(
+        load_model(ref, dtype=dtype, device=device),
+        None,
+        path,
+        ref.kind,
+        checkpoint=ref.checkpoint,
+        step=ref.step,
+        run_dir=ref.run_dir,
+        run_config=ref.run_config,
+    )
+    candidates = ref.tokenizer_candidates()
     if tokenizer is not None:
         candidates = [Path(tokenizer)]
         if not (candidates[0] / "tokenizer.json").is_file() and not candidates[0].is_file():
             raise FileNotFoundError(f"--tokenizer {tokenizer}: no tokenizer.json there")
     for folder in candidates:
         if (folder / "tokenizer.json").is_file() or folder.is_file():
-            from tokenizer import NumericUnigramTokenizer
-
-            loaded.tokenizer = NumericUnigramTokenizer.load(folder)
+            loaded.tokenizer = load_tokenizer(folder)
             loaded.tokenizer_dir = folder
             break
     if loaded.tokenizer is not None and loaded.tokenizer.vocab_size > loaded.model.config.vocab_size:
@@ -100,12 +81,3 @@ def load_for_evaluation(
             f"embedding has {loaded.model.config.vocab_size} rows: not the tokenizer this model was trained with"
         )
     return loaded
-
-
-def _run_dir_of(step_dir: Path) -> Path | None:
-    """RUN for RUN/checkpoints/step_N, if RUN looks like a run folder."""
-    if step_dir.parent.name == "checkpoints":
-        run = step_dir.parent.parent
-        if (run / "config.yaml").is_file() or (run / "tokenizer").is_dir():
-            return run
-    return None

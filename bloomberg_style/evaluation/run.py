@@ -70,7 +70,7 @@ class _Inputs:
 
 def check_inputs(o: EvalOptions) -> _Inputs:
     """Every input checked before the model loads; EvaluationError names the flag and value."""
-    from bloomberg_style.data.corpus import resolve_inputs
+    from bloomberg_style.corpus import resolve_inputs
     from bloomberg_style.data.shards import shard_exists
 
     shards = parse_named(o.data, "--data")

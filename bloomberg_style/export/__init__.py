@@ -1,6 +1,11 @@
-"""Export to and import from the Hugging Face BLOOM format."""
+"""Our checkpoints -> Hugging Face BLOOM folders (`export_hf`), and the format conversions.
 
-from .hf import (
+The HF format itself (state-dict names, config.json, reading and writing folders) lives in
+artifacts/hf.py with the rest of the on-disk layout; it is re-exported here for callers that
+think of it as "the exporter".
+"""
+
+from bloomberg_style.artifacts.hf import (
     config_from_hf,
     from_hf_state_dict,
     load_hf_folder,
@@ -14,7 +19,6 @@ __all__ = [
     "export_hf",
     "from_hf_state_dict",
     "load_hf_folder",
-    "load_pretrained",
     "save_hf_folder",
     "to_hf_config",
     "to_hf_state_dict",
@@ -22,13 +26,9 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    # Lazy: these import the training package (checkpoint layout) and deepspeed when used.
+    # Lazy: export_hf imports deepspeed's ZeRO gatherer when used.
     if name == "export_hf":
         from .folder import export_hf
 
         return export_hf
-    if name == "load_pretrained":
-        from .checkpoint import load_pretrained
-
-        return load_pretrained
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

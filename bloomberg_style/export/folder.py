@@ -12,24 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
 import torch
 
-from .checkpoint import load_checkpoint_model, resolve_checkpoint, run_folder_of
-from .hf import save_hf_folder
+from bloomberg_style.artifacts.checkpoint import load_checkpoint_model
+from bloomberg_style.artifacts.hf import save_hf_folder
+from bloomberg_style.artifacts.layout import TOKENIZER_DIR, copy_tokenizer, resolve_checkpoint, run_folder_of
 
-# Files transformers' tokenizer loaders read; whichever exist are copied.
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "vocab.json",
-    "merges.txt",
-    "tokenizer.model",
-)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -43,7 +33,7 @@ def find_tokenizer(step_dir: Path, tokenizer: str | Path | None = None) -> Path:
             raise FileNotFoundError(
                 f"{step_dir} is not inside a run folder (RUN/checkpoints/step_*): pass --tokenizer DIR"
             )
-        folder = run / "tokenizer"
+        folder = run / TOKENIZER_DIR
     if not (folder / "tokenizer.json").is_file():
         raise FileNotFoundError(f"no tokenizer.json in {folder} (pass --tokenizer DIR)")
     return folder
@@ -90,9 +80,7 @@ def export_hf(
     out = save_hf_folder(
         model, output, dtype=dtype, metadata={"source_checkpoint": str(step_dir.resolve())}, **special
     )
-    for name in TOKENIZER_FILES:
-        if (tokenizer_dir / name).is_file():
-            shutil.copy2(tokenizer_dir / name, out / name)
+    copy_tokenizer(tokenizer_dir, out)
     return out
 
 

@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
+    "IGNORE_INDEX": "model",
     "PRESETS": "config",
     "ModelConfig": "config",
     "alibi_bias": "alibi",
@@ -20,6 +21,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "IGNORE_INDEX",
     "PRESETS",
     "BloomForCausalLM",
     "ModelConfig",
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
     from .alibi import alibi_bias, alibi_slopes
     from .config import PRESETS, ModelConfig
     from .init import init_weights
-    from .model import BloomForCausalLM, param_groups
+    from .model import IGNORE_INDEX, BloomForCausalLM, param_groups
 
 
 def __getattr__(name: str) -> Any:

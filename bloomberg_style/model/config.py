@@ -11,8 +11,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-# "auto": flash-attention 2 where it runs (CUDA, bf16/fp16, flash_attn installed), else sdpa.
-ATTENTION_IMPLS = ("auto", "eager", "sdpa", "flash")
+# "auto": on CUDA flash-attention 2 where it runs (bf16/fp16, flash_attn installed), else flex,
+# else sdpa; on CPU sdpa (measured fastest, docs/model.md). model/attention.py `choose` says why.
+ATTENTION_IMPLS = ("auto", "eager", "sdpa", "flash", "flex")
 CHECKPOINT_IMPLS = ("torch", "deepspeed")
 
 
@@ -34,7 +35,9 @@ class ModelConfig:
     # "eager": matmul + ALiBi + FP32 softmax, the paper's numerics spelled out (the reference);
     # "sdpa": torch's fused scaled_dot_product_attention with ALiBi as a float mask;
     # "flash": flash-attention 2 with alibi_slopes (CUDA; falls back to sdpa with a warning);
-    # "auto": flash where it runs, else sdpa. All agree with eager within dtype tolerance.
+    # "flex": compiled torch flex_attention, ALiBi score_mod + causal block mask (no attention
+    # dropout: falls back to sdpa with a warning); "auto": see ATTENTION_IMPLS.
+    # All agree with eager within dtype tolerance.
     attention_impl: str = "auto"
     # Eager path: scale q.k by 1/layer_number in the compute dtype and undo it in FP32 (Megatron/BLOOM).
     query_key_layer_scaling: bool = True
@@ -148,7 +151,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "small": dict(vocab_size=8192, hidden_size=384, num_layers=6, num_heads=6, max_seq_len=512),
     # Scaling ladder: hidden = exp(5.039) * exp(0.0555 * layers) (Levine et al. 2020, as the paper
     # shaped its 50B), rounded to a multiple of 128 and of the head size; layers chosen so the
-    # parameter count (2^17 vocabulary included) is nearest the name. `ladder.py` derives these
+    # parameter count (2^17 vocabulary included) is nearest the name. `sizing/ladder.py` derives these
     # and its test checks that the table below is what the rule gives.
     "ladder-125m": _ladder(20, 512, 8),  # 130.2M, head 64
     "ladder-350m": _ladder(30, 768, 12),  # 313.3M, head 64

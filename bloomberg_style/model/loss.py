@@ -52,3 +52,141 @@ class SoftmaxCrossEntropy(torch.autograd.Function):
 def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Weighted sum of per-token FP32 cross-entropies. logits [N, V]; labels [N]; weight [N]."""
     return SoftmaxCrossEntropy.apply(logits, labels, weight)
+
+
+# ---- LM head + cross-entropy, chunk by chunk -------------------------------------------------
+
+# FP32 logits per chunk: 256 MiB, i.e. 512 tokens at the paper's 131,072 vocabulary (big enough
+# that the grad_weight update per chunk is a real matmul), 8,192 tokens at the CPU demo's 8,192
+# (one chunk for a whole micro-batch: no overhead where memory is no issue).
+CHUNK_LOGIT_BYTES = 256 * 2**20
+
+
+def chunk_tokens(vocab_size: int, chunk_bytes: int = CHUNK_LOGIT_BYTES) -> int:
+    """Tokens per chunk so that one chunk's FP32 logits take about `chunk_bytes`."""
+    return max(1, chunk_bytes // (4 * vocab_size))
+
+
+def _chunk_grad(
+    logits: torch.Tensor, lse: torch.Tensor, labels: torch.Tensor, coeff: torch.Tensor
+) -> torch.Tensor:
+    """d loss / d logits for one chunk, in place on the FP32 logits: (softmax - onehot) * coeff."""
+    probs = logits.sub_(lse[:, None]).exp_()
+    probs.scatter_add_(1, labels[:, None], torch.full_like(labels[:, None], -1, dtype=probs.dtype))
+    return probs.mul_(coeff[:, None])
+
+
+class ChunkedLMHeadCrossEntropy(torch.autograd.Function):
+    """sum_i w_i * CE(hidden_i @ weight^T, label_i), never holding more than one chunk of logits.
+
+    Two ways to the gradient, the same numbers:
+    - fused (recompute=False, the default): each chunk's gradient is taken while its logits
+      exist, in the forward pass; grad_hidden [N, H] and grad_weight [V, H] are kept for the
+      backward, which only scales them. No second LM-head matmul: the step costs what the
+      unchunked loss costs.
+    - recompute=True: the forward keeps only the log-sum-exp [N] and the backward recomputes
+      each chunk's logits. Nothing of size [V, H] lives between forward and backward, at the
+      price of one more [N, H] x [H, V] matmul.
+    The softmax, log-sum-exp and loss are FP32 whatever the dtype of hidden and weight; the
+    logits of a chunk are rounded to that dtype first, exactly as an LM head would output them.
+    """
+
+    @staticmethod
+    def forward(ctx, hidden, weight, labels, token_weight, chunk: int, recompute: bool):
+        # hidden [N, H]; weight [V, H]; labels [N] in [0, V); token_weight [N] FP32 (0 drops a row).
+        need_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+        fused = need_grad and not recompute
+        n = hidden.shape[0]
+        total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        lse_all = torch.empty(n, dtype=torch.float32, device=hidden.device)
+        if fused:
+            grad_hidden = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
+            grad_weight = torch.zeros_like(weight) if ctx.needs_input_grad[1] else None
+        for start in range(0, n, chunk):
+            h, y, w = (
+                hidden[start : start + chunk],
+                labels[start : start + chunk],
+                token_weight[start : start + chunk],
+            )
+            logits = (h @ weight.t()).float()  # [chunk, V]; a no-op cast in fp32
+            lse = torch.logsumexp(logits, dim=-1)
+            total += ((lse - logits.gather(1, y[:, None]).squeeze(1)) * w).sum()
+            if fused:
+                g = _chunk_grad(logits, lse, y, w).to(hidden.dtype)
+                if grad_hidden is not None:
+                    torch.matmul(g, weight, out=grad_hidden[start : start + chunk])
+                if grad_weight is not None:
+                    grad_weight.addmm_(g.t(), h)
+            else:
+                lse_all[start : start + chunk] = lse
+            del logits
+        ctx.fused, ctx.chunk = fused, chunk
+        if fused:
+            ctx.grads = (grad_hidden, grad_weight)  # not inputs or outputs: plain attributes are fine
+        elif need_grad:
+            ctx.save_for_backward(hidden, weight, labels, token_weight, lse_all)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_loss):
+        if ctx.fused:
+            if ctx.grads is None:
+                raise RuntimeError(
+                    "the chunked LM-head loss was already backpropagated once (its gradients are freed)"
+                )
+            grad_hidden, grad_weight = ctx.grads
+            ctx.grads = None
+            scale = grad_loss.to(grad_hidden.dtype if grad_hidden is not None else grad_weight.dtype)
+            return (
+                None if grad_hidden is None else grad_hidden * scale,
+                None if grad_weight is None else grad_weight * scale,
+                None,
+                None,
+                None,
+                None,
+            )
+        hidden, weight, labels, token_weight, lse_all = ctx.saved_tensors
+        grad_hidden = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
+        grad_weight = torch.zeros_like(weight) if ctx.needs_input_grad[1] else None
+        coeff = token_weight * grad_loss
+        for start in range(0, hidden.shape[0], ctx.chunk):
+            sl = slice(start, start + ctx.chunk)
+            logits = (hidden[sl] @ weight.t()).float()
+            g = _chunk_grad(logits, lse_all[sl], labels[sl], coeff[sl]).to(hidden.dtype)
+            if grad_hidden is not None:
+                torch.matmul(g, weight, out=grad_hidden[sl])
+            if grad_weight is not None:
+                grad_weight.addmm_(g.t(), hidden[sl])
+            del logits, g
+        return grad_hidden, grad_weight, None, None, None, None
+
+
+def lm_head_cross_entropy(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    labels: torch.Tensor,
+    token_weight: torch.Tensor,
+    chunk: int | None = None,
+    recompute: bool = False,
+) -> torch.Tensor:
+    """Weighted sum of FP32 cross-entropies of the logits hidden @ weight^T, chunk by chunk.
+
+    hidden [N, H]; weight [V, H] (the tied embedding); labels [N] in [0, V); token_weight [N].
+    chunk: tokens per chunk (default from CHUNK_LOGIT_BYTES).
+    """
+    chunk = chunk or chunk_tokens(weight.shape[0])
+    return ChunkedLMHeadCrossEntropy.apply(hidden, weight, labels, token_weight.float(), chunk, recompute)
+
+
+@torch.no_grad()
+def lm_head_token_nats(
+    hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, chunk: int | None = None
+) -> torch.Tensor:
+    """Per-token FP32 cross-entropy [N] (reduction='none'), chunk by chunk, for evaluation."""
+    chunk = chunk or chunk_tokens(weight.shape[0])
+    out = torch.empty(hidden.shape[0], dtype=torch.float32, device=hidden.device)
+    for start in range(0, hidden.shape[0], chunk):
+        logits = (hidden[start : start + chunk] @ weight.t()).float()
+        picked = logits.gather(1, labels[start : start + chunk, None]).squeeze(1)
+        out[start : start + chunk] = torch.logsumexp(logits, dim=-1) - picked
+    return out

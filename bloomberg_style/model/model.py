@@ -7,18 +7,25 @@ fused QKV layout follow Hugging Face BLOOM, so export is a rename at most.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from .alibi import alibi_bias, alibi_slopes
-from .attention import eager_attention, flash_attention, resolve_impl, sdpa_attention
+from .attention import (
+    AttentionChoice,
+    causal_block_mask,
+    choose,
+    eager_attention,
+    flash_attention,
+    flex_attention,
+    resolve_impl,
+    sdpa_attention,
+)
 from .config import ModelConfig
 from .init import init_weights
-from .loss import cross_entropy
+from .loss import cross_entropy, lm_head_cross_entropy
 
 IGNORE_INDEX = -100
 
@@ -49,6 +56,9 @@ class Attention(nn.Module):
             q, k, v = (t.transpose(1, 2) for t in qkv.unbind(dim=3))  # each [batch, heads, seq, head_dim]
             if impl == "sdpa":
                 y = sdpa_attention(q, k, v, bias, dropout_p)
+            elif impl == "flex":
+                slopes, block_mask = bias
+                y = flex_attention(q, k, v, slopes, block_mask)
             else:
                 layer = layer_number if self.query_key_layer_scaling else None
                 y = eager_attention(q, k, v, bias, dropout_p, layer)
@@ -86,6 +96,22 @@ class Block(nn.Module):
         return x
 
 
+class LMHead(nn.Linear):
+    """The tied output projection; given labels, it returns the chunked FP32 cross-entropy instead
+    of the logits (loss.py), so no [tokens, vocab] tensor exists in training. The loss runs inside
+    this module's forward so that ZeRO-3's hooks have gathered the weight when it is used."""
+
+    def forward(
+        self,
+        hidden: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        token_weight: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        if labels is None:
+            return super().forward(hidden)
+        return lm_head_cross_entropy(hidden, self.weight, labels, token_weight)
+
+
 class BloomForCausalLM(nn.Module):
     """BLOOM causal LM: ALiBi, embedding LayerNorm, pre-LN blocks, tied output embedding."""
 
@@ -106,7 +132,7 @@ class BloomForCausalLM(nn.Module):
                 ln_f=nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps),
             )
         )
-        self.lm_head = nn.Linear(c.hidden_size, c.vocab_size, bias=False)
+        self.lm_head = LMHead(c.hidden_size, c.vocab_size, bias=False)
         self.lm_head.weight = self.transformer.word_embeddings.weight  # tied, no output bias
         self._bias_cache: dict[tuple, torch.Tensor] = {}
         init_weights(self)
@@ -118,9 +144,10 @@ class BloomForCausalLM(nn.Module):
 
     def attention_bias(
         self, impl: str, seq_len: int, dtype: torch.dtype, device: torch.device
-    ) -> torch.Tensor:
-        """What `impl` needs, shared by all layers and cached: the slopes [heads] (flash), or the
-        ALiBi + causal bias [heads, seq, seq] in FP32 (eager) or the compute dtype (sdpa)."""
+    ) -> torch.Tensor | tuple:
+        """What `impl` needs, shared by all layers and cached: the slopes [heads] (flash), the slopes
+        and the causal BlockMask (flex), or the ALiBi + causal bias [heads, seq, seq] in FP32 (eager)
+        or the compute dtype (sdpa)."""
         key = (impl, seq_len if impl != "flash" else 0, dtype, device)
         if key not in self._bias_cache:
             if len(self._bias_cache) >= 4:  # shapes change rarely (eval, generation): keep it small
@@ -128,16 +155,27 @@ class BloomForCausalLM(nn.Module):
             slopes = alibi_slopes(self.config.num_heads).to(device)
             if impl == "flash":
                 self._bias_cache[key] = slopes  # flash-attn wants FP32 slopes
+            elif impl == "flex":
+                self._bias_cache[key] = (slopes, causal_block_mask(seq_len, device))
             else:
                 bias_dtype = torch.float32 if impl == "eager" else dtype
                 self._bias_cache[key] = alibi_bias(slopes, seq_len, dtype=bias_dtype, device=device)
         return self._bias_cache[key]
 
+    def attention_choice(
+        self, device: torch.device | str, dtype: torch.dtype | None = None
+    ) -> AttentionChoice:
+        """Which attention path a forward on `device` in `dtype` (default: the weights') runs, and why."""
+        dtype = dtype or self.transformer.word_embeddings.weight.dtype
+        dropout_p = self.config.attention_dropout if self.training else 0.0
+        return choose(self.config.attention_impl, torch.device(device), dtype, dropout_p)
+
     def hidden_states(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Final-LayerNorm output [batch, seq, hidden], before the LM head."""
         x = self.transformer.word_embeddings(input_ids)
         x = self.transformer.word_embeddings_layernorm(x)
-        impl = resolve_impl(self.config.attention_impl, x.device, x.dtype)
+        dropout_p = self.config.attention_dropout if self.training else 0.0
+        impl = resolve_impl(self.config.attention_impl, x.device, x.dtype, dropout_p)
         bias = self.attention_bias(impl, input_ids.shape[1], x.dtype, x.device)
         recompute = self.config.activation_checkpointing and self.training and torch.is_grad_enabled()
         for i, block in enumerate(self.transformer.h):
@@ -157,10 +195,11 @@ class BloomForCausalLM(nn.Module):
         ignored. loss_mask (optional, same shape) weights tokens; 0 drops them.
         """
         self._check_inputs(input_ids, labels, loss_mask)
-        logits = self.lm_head(self.hidden_states(input_ids))
+        hidden = self.hidden_states(input_ids)
         if labels is None:
-            return logits
-        return self.loss(logits, labels, loss_mask)
+            return self.lm_head(hidden)
+        labels, weight = self.token_weights(labels, loss_mask)
+        return self.lm_head(hidden.flatten(0, 1), labels, weight)  # chunked: never [tokens, vocab]
 
     def _checkpointed(self, block: Block, *args) -> torch.Tensor:
         """Run `block(*args)` keeping only its inputs; the backward pass recomputes the rest."""
@@ -171,17 +210,24 @@ class BloomForCausalLM(nn.Module):
         return checkpoint(block, *args, use_reentrant=False)
 
     @staticmethod
-    def loss(
-        logits: torch.Tensor, labels: torch.Tensor, loss_mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Mean cross-entropy in FP32 over tokens with label != -100 and loss_mask != 0 (loss.py)."""
+    def token_weights(
+        labels: torch.Tensor, loss_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(labels [N] with -100 -> 0, FP32 weights [N] summing to 1 over tokens with label != -100
+        and loss_mask != 0): the mean loss becomes a plain weighted sum; all-masked gives 0, not NaN."""
         labels = labels.flatten()
         weight = (labels != IGNORE_INDEX).float()
         if loss_mask is not None:
             weight = weight * loss_mask.flatten().float()
-        # Normalised first, so the loss is a plain weighted sum; an all-masked batch gives 0, not NaN.
-        weight = weight / weight.sum().clamp(min=1.0)
-        return cross_entropy(logits.flatten(0, 1), labels.clamp(min=0), weight)
+        return labels.clamp(min=0), weight / weight.sum().clamp(min=1.0)
+
+    @staticmethod
+    def loss(
+        logits: torch.Tensor, labels: torch.Tensor, loss_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Mean FP32 cross-entropy of given logits [batch, seq, vocab] (forward's chunked loss equals it)."""
+        labels, weight = BloomForCausalLM.token_weights(labels, loss_mask)
+        return cross_entropy(logits.flatten(0, 1), labels, weight)
 
     @torch.no_grad()
     def generate(
@@ -262,16 +308,6 @@ class BloomForCausalLM(nn.Module):
     def num_parameters(self) -> int:
         """Unique parameters (the tied head counted once); full sizes under ZeRO-3 too."""
         return sum(getattr(p, "ds_numel", p.numel()) for p in self.parameters())
-
-    # ---- loading -------------------------------------------------------------------------
-
-    @classmethod
-    def from_pretrained(cls, path: str | Path, dtype: torch.dtype | None = None) -> BloomForCausalLM:
-        """Load, in eval mode: a Hugging Face BLOOM folder (config.json + safetensors or .bin),
-        or one of our checkpoints (a run folder, its checkpoints/ folder or one step folder)."""
-        from ..export.checkpoint import load_pretrained
-
-        return load_pretrained(path, dtype=dtype)
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:

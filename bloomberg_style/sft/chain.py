@@ -31,7 +31,7 @@ def read_report(out_dir: Path) -> dict:
 
 def check_base(recipe: Recipe, base: str) -> None:
     """The base must be a model we can load; the recipe's hint says how to make it."""
-    from .model_io import model_kind
+    from bloomberg_style.artifacts import model_kind
 
     try:
         model_kind(base)
@@ -49,7 +49,7 @@ def prepare(recipe: Recipe, is_main: bool) -> None:
     """Generate the demo data if the recipe asks for it; read and check every record of
     every pending stage (a malformed record stops the run before any training)."""
     if recipe.demo_data.dir and is_main:
-        from .data_demo import write_demo_data
+        from bloomberg_style.demo.instructions import write_demo_data
 
         write_demo_data(recipe.demo_data.dir, recipe.demo_data.records, recipe.demo_data.seed)
     barrier()

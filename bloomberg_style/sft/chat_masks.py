@@ -21,8 +21,9 @@ from dataclasses import dataclass
 
 import torch
 
+from bloomberg_style.artifacts.hf_base import HFBaseError, HFTokenizer
+
 from .collate import IGNORE_INDEX, Encoded, encode_segments
-from .hf_base import HFBaseError, HFTokenizer
 from .templates import ASSISTANT, SYSTEM, Template, Turn, check_turns
 
 

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from bloomberg_style.model.model import IGNORE_INDEX
+
 from .formats import Example
 from .templates import Segment, Template
-
-IGNORE_INDEX = -100
 
 
 @dataclass

@@ -198,7 +198,7 @@ def generate_text(model, tok, prompt: list[int], cfg: SamplingConfig, on_text=No
 
     Our BLOOM samples with generate_ids; a HF base with transformers' generate (KV cache).
     """
-    from .hf_base import hf_model_of
+    from bloomberg_style.artifacts.hf_base import hf_model_of
 
     stream = TextStream(tok)
 

@@ -14,10 +14,23 @@ from pathlib import Path
 
 import torch
 
+from bloomberg_style.artifacts.adapter import load_adapter, merge
+from bloomberg_style.artifacts.layout import ADAPTER_CONFIG, ADAPTER_WEIGHTS
+
 from .recipe import LoraSpec
 
-ADAPTER_CONFIG = "adapter_config.json"
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
+__all__ = [
+    "ADAPTER_CONFIG",
+    "ADAPTER_WEIGHTS",
+    "adapter_state",
+    "apply_lora",
+    "describe_trainable",
+    "load_adapter",
+    "load_adapter_state",
+    "merge",
+    "save_adapter",
+    "trainable_parameters",
+]
 
 
 # Attention projections by the names families use, for a model_type peft has no default for.
@@ -74,7 +87,7 @@ def apply_lora(model: torch.nn.Module, spec: LoraSpec, targets: list[str] | None
     """
     from peft import LoraConfig, get_peft_model
 
-    from .hf_base import HFCausalLM
+    from bloomberg_style.artifacts.hf_base import HFCausalLM
 
     if isinstance(model, HFCausalLM):
         model.hf = apply_lora(model.hf, spec, targets)
@@ -120,18 +133,9 @@ def load_adapter_state(peft_model, adapter: dict[str, torch.Tensor]) -> None:
     peft_model.load_state_dict(adapter, strict=False)
 
 
-def merge(peft_model) -> torch.nn.Module:
-    """W <- W + (alpha / r) B A in every target; returns the plain base model."""
-    from .hf_base import HFCausalLM
-
-    if isinstance(peft_model, HFCausalLM):
-        return HFCausalLM(peft_model.hf.merge_and_unload())
-    return peft_model.merge_and_unload()
-
-
 def peft_of(model):
     """The peft model itself (inside an HFCausalLM for a HF base)."""
-    from .hf_base import HFCausalLM
+    from bloomberg_style.artifacts.hf_base import HFCausalLM
 
     return model.hf if isinstance(model, HFCausalLM) else model
 
@@ -158,24 +162,6 @@ def save_adapter(peft_model, out_dir: Path, base_path: str) -> None:
 
 def export_merged_hf(peft_model, tokenizer, out_dir: Path) -> Path:
     """Merge the adapters of a LoRA-wrapped HF base and write a HF folder load_hf_base reads."""
-    from .hf_base import save_hf_model
+    from bloomberg_style.artifacts.hf_base import save_hf_model
 
     return save_hf_model(merge(peft_of(peft_model)), tokenizer, out_dir)
-
-
-def load_adapter(base_model: torch.nn.Module, adapter_dir: str | Path):
-    """A base model with a saved adapter attached (not merged)."""
-    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
-    from safetensors.torch import load_file
-
-    adapter_dir = Path(adapter_dir)
-    config = LoraConfig.from_pretrained(str(adapter_dir))
-    config.base_model_name_or_path = None  # the base is already loaded; peft would warn of a rename
-    peft_model = get_peft_model(base_model, config)
-    result = set_peft_model_state_dict(peft_model, load_file(str(adapter_dir / ADAPTER_WEIGHTS)))
-    if result.unexpected_keys:
-        raise ValueError(f"{adapter_dir}: adapter tensors the model lacks: {result.unexpected_keys[:3]}")
-    missing = [k for k in result.missing_keys if ".lora_" in k]
-    if missing:
-        raise ValueError(f"{adapter_dir}: adapter lacks tensors {missing[:3]}")
-    return peft_model

@@ -329,7 +329,7 @@ def _is_hf_base(base: str) -> bool:
     path = Path(base)
     if not (path / "config.json").is_file():
         return False
-    from .hf_base import HFBaseError, is_our_bloom
+    from bloomberg_style.artifacts.hf_base import HFBaseError, is_our_bloom
 
     try:
         return not is_our_bloom(path)

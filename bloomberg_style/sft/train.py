@@ -180,12 +180,12 @@ def run_stage(recipe: Recipe, stage: StageSpec, base: str, dist: DistInfo, log=p
     """Train, export and evaluate one stage, starting from the model at `base`."""
     import deepspeed
 
+    from bloomberg_style.artifacts import copy_tokenizer, load_model, load_tokenizer, tokenizer_dir
     from bloomberg_style.model import param_groups
     from bloomberg_style.training.deepspeed_config import build_deepspeed_config
     from bloomberg_style.training.metrics import MetricsLogger
 
     from .lora import apply_lora, describe_trainable, trainable_parameters
-    from .model_io import copy_tokenizer, load_model, load_tokenizer, tokenizer_dir
     from .schedule import SFTSchedule
 
     index = recipe.stages.index(stage)
@@ -299,11 +299,11 @@ def export_stage_model(stage: StageSpec, base: str, out: Path, tok_dir: Path, eo
     Full: the trained weights. LoRA: the adapter tensors onto a fresh FP32 base; saved as
     a peft adapter (adapter/) and, with merge, as a merged HF model in `out`.
     """
-    from bloomberg_style.export.checkpoint import load_checkpoint_model, load_checkpoint_state_dict
-    from bloomberg_style.training.checkpoint import find_resume_checkpoint
+    from bloomberg_style.artifacts import copy_tokenizer, load_model, save_model
+    from bloomberg_style.artifacts.checkpoint import load_checkpoint_model, load_checkpoint_state_dict
+    from bloomberg_style.artifacts.layout import find_resume_checkpoint
 
     from .lora import adapter_state, apply_lora, load_adapter_state, merge, save_adapter
-    from .model_io import copy_tokenizer, load_model, save_model
 
     step_dir = find_resume_checkpoint(out / "checkpoints", log=lambda *_: None)
     if step_dir is None:
@@ -335,11 +335,11 @@ def finish_stage(
     trainable: int,
     log=print,
 ) -> dict[str, Any]:
+    from bloomberg_style.artifacts import load_model
     from bloomberg_style.training.pretrain import validation_summary
 
     from .evaluate import generate_answers, heldout_loss, score_answers, write_report
     from .generate import SamplingConfig
-    from .model_io import load_model
 
     t0 = time.perf_counter()
     export_stage_model(stage, base, out, tok_dir, tok.eod_id)

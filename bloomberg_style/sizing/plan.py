@@ -11,8 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from bloomberg_style.model.flops import flops_per_token
-
+from .flops import flops_per_token
 from .shape import Shape
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 import shutil
 import subprocess
 import sys
@@ -29,37 +28,34 @@ from typing import Any
 import numpy as np
 import torch
 
+from bloomberg_style.artifacts.layout import (
+    LATEST_FILE,
+    STATE_FILE,
+    complete_checkpoints,
+    find_resume_checkpoint,
+    read_trainer_state,
+    tag_for_step,
+)
+from bloomberg_style.atomic import atomic_write_text
+from bloomberg_style.atomic import fsync_dir as _fsync_dir
 from bloomberg_style.training.distributed import DistInfo, barrier
 
-STATE_FILE = "trainer_state.json"
-LATEST_FILE = "latest"
-_TAG = re.compile(r"^step_(\d{8})$")
-
-
-def tag_for_step(step: int) -> str:
-    return f"step_{step:08d}"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a file so that readers see either the old or the new content, never a mix."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+__all__ = [  # the layout names are artifacts/layout.py's; checkpoint writers import them from here too
+    "LATEST_FILE",
+    "STATE_FILE",
+    "atomic_write_text",
+    "complete_checkpoints",
+    "convert_to_universal",
+    "find_resume_checkpoint",
+    "load_checkpoint",
+    "needs_reshard",
+    "prune_checkpoints",
+    "read_trainer_state",
+    "rng_state",
+    "save_checkpoint",
+    "set_rng_state",
+    "tag_for_step",
+]
 
 
 def rng_state() -> dict[str, Any]:
@@ -84,40 +80,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((version, tuple(internal), gauss))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([torch.tensor(s, dtype=torch.uint8) for s in state["cuda"]])
-
-
-def complete_checkpoints(ckpt_dir: Path) -> list[Path]:
-    """Complete checkpoint folders, oldest first."""
-    if not ckpt_dir.is_dir():
-        return []
-    found = [p for p in ckpt_dir.iterdir() if _TAG.match(p.name) and (p / STATE_FILE).is_file()]
-    return sorted(found, key=lambda p: p.name)
-
-
-def read_trainer_state(path: Path) -> dict[str, Any]:
-    return json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
-
-
-def find_resume_checkpoint(ckpt_dir: Path, log=print) -> Path | None:
-    """The checkpoint to resume from: `latest` if it is complete, else the newest complete one."""
-    latest = ckpt_dir / LATEST_FILE
-    candidates = complete_checkpoints(ckpt_dir)
-    if latest.is_file():
-        tag = latest.read_text(encoding="utf-8").strip()
-        path = ckpt_dir / tag
-        try:
-            read_trainer_state(path)
-            return path
-        except (OSError, ValueError) as exc:
-            log(f"checkpoint {path} named by {latest} is missing or damaged ({exc}); falling back")
-    if candidates:
-        for path in reversed(candidates):
-            try:
-                read_trainer_state(path)
-                return path
-            except (OSError, ValueError) as exc:
-                log(f"checkpoint {path} is damaged ({exc}); trying an older one")
-    return None
 
 
 def save_checkpoint(

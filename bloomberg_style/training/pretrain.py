@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 from pathlib import Path
@@ -94,6 +95,9 @@ def train_samples_needed(cfg: RunConfig) -> int:
 def run_pretraining(cfg: RunConfig) -> dict[str, Any]:
     """Train (or resume) the run described by `cfg`; returns a summary (rank 0 has it all)."""
     cfg.validate()
+    from bloomberg_style.data.prepare import check_inline_preparation
+
+    check_inline_preparation(cfg.data, int(os.environ.get("WORLD_SIZE", "1")))  # before any collective
     dist = init_distributed(cfg.train.torch_threads)
     cfg.train.grad_accumulation(dist.world_size)  # batch arithmetic checked before any work
     prepare_inputs(cfg, dist)
@@ -101,7 +105,7 @@ def run_pretraining(cfg: RunConfig) -> dict[str, Any]:
     import deepspeed
 
     from bloomberg_style.data.mixture import DomainSpec, build_datasets
-    from bloomberg_style.evaluation.unigram import unigram_baselines
+    from bloomberg_style.data.unigram import unigram_baselines
     from bloomberg_style.model import BloomForCausalLM, param_groups
     from bloomberg_style.training.deepspeed_config import build_deepspeed_config
     from bloomberg_style.training.metrics import MetricsLogger
@@ -127,7 +131,7 @@ def run_pretraining(cfg: RunConfig) -> dict[str, Any]:
 
     t = cfg.train
     datasets = build_datasets(
-        [DomainSpec(d.name, d.prefix, d.weight) for d in cfg.data.domains],
+        [DomainSpec(d.name, d.prefix, d.weight, tuple(d.prefixes)) for d in cfg.data.domains],
         seq_len=cfg.data.seq_len,
         seed=t.seed,
         train_samples=train_samples_needed(cfg),

@@ -22,7 +22,8 @@ from tqdm import tqdm
 
 from bloomberg_style.config import RunConfig
 from bloomberg_style.controllers import Decision, LRController, SpikeMonitor
-from bloomberg_style.model.flops import achieved_tflops, detect_peak_tflops, flops_per_token
+from bloomberg_style.model.model import IGNORE_INDEX
+from bloomberg_style.sizing.flops import achieved_tflops, detect_peak_tflops, flops_per_token
 from bloomberg_style.training import checkpoint as ckpt
 from bloomberg_style.training.data_order import DataOrder
 from bloomberg_style.training.distributed import DistInfo, all_reduce_sum, barrier
@@ -223,7 +224,7 @@ class Trainer:
                 batch = self._collate(dataset, indices or [0])
                 loss = self.engine(batch["tokens"], labels=batch["labels"], loss_mask=batch["loss_mask"])
                 if indices:
-                    scored = ((batch["labels"] != -100) & (batch["loss_mask"] > 0)).sum().item()
+                    scored = ((batch["labels"] != IGNORE_INDEX) & (batch["loss_mask"] > 0)).sum().item()
                     loss_sum += loss.float().item() * scored
                     tokens += scored
             loss_sum, tokens = all_reduce_sum([loss_sum, tokens], self.dist.device)

@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from ..model.config import ModelConfig
-from ..model.model import BloomForCausalLM
+from bloomberg_style.model.config import ModelConfig
+from bloomberg_style.model.model import BloomForCausalLM
 
 LM_HEAD = "lm_head.weight"
 EMBEDDING = "transformer.word_embeddings.weight"

@@ -2,7 +2,7 @@
 
 The folder's own tokenizer comes with it (AutoTokenizer) and, when its tokenizer_config.json
 holds one, its own chat template. Our BLOOM with our NumericUnigramTokenizer is not loaded
-here: sft/model_io.py keeps loading it exactly as before and sends every other HF folder here.
+here: artifacts/load.py keeps loading it exactly as before and sends every other HF folder here.
 
 Remote code (a folder whose config.json has an `auto_map`, e.g. THUDM/chatglm-6b) runs the
 folder's Python files, so it is refused unless the caller passes trust_remote_code=True.

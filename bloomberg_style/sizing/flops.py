@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from .accelerators import ACCELERATORS
+
 
 class _Shape(Protocol):
     num_layers: int
@@ -67,20 +69,8 @@ def model_flops_utilization(
     return mfu(model_tflops, peak_tflops)
 
 
-# Dense (no 2:4 sparsity) BF16 tensor-core peaks, TFLOP/s per device, from the vendors'
-# datasheets (which often print the sparsity figure, twice these).
-PEAK_TFLOPS: dict[str, float] = {
-    "a100-40gb": 312.0,  # NVIDIA A100 Tensor Core GPU datasheet: BF16 312 (624 sparse), SXM and PCIe
-    "a100-80gb": 312.0,  # same datasheet
-    "h100-sxm": 989.0,  # NVIDIA H100 datasheet: SXM BF16 1,979 sparse -> 989 dense
-    "h100-pcie": 756.0,  # same datasheet: PCIe BF16 1,513 sparse -> 756 dense
-    "h100-nvl": 835.0,  # same datasheet: NVL BF16 1,671 sparse -> 835 dense
-    "h200": 989.0,  # NVIDIA H200 datasheet: BF16 1,979 sparse -> 989 dense (H100's compute)
-    "b200": 2250.0,  # NVIDIA HGX B200 specifications: 4.5 PFLOPS sparse per GPU -> 2,250 dense
-    "l40s": 362.0,  # NVIDIA L40S datasheet: BF16 362 (733 sparse)
-    "mi250x": 383.0,  # AMD Instinct MI250X datasheet: peak BF16 383
-    "mi300x": 1307.4,  # AMD Instinct MI300X datasheet: peak BF16 1,307.4 dense
-}
+# Dense BF16 peaks per device: the planner's accelerator table (accelerators.py, with sources).
+PEAK_TFLOPS: dict[str, float] = {name: acc.peak_bf16_tflops for name, acc in ACCELERATORS.items()}
 
 # torch.cuda.get_device_name() substrings -> PEAK_TFLOPS key; first match wins, so the
 # specific names ("H100 PCIe", "H100 NVL") come before the generic "H100".

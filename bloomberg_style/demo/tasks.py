@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bloomberg_style.data.demo_corpus import (
+from bloomberg_style.demo.corpus import (
     BROKERS,
     INDEX_NAMES,
     QUARTERS,
@@ -198,7 +198,7 @@ def write_demo_tasks(
     return written
 
 
-if __name__ == "__main__":  # python -m bloomberg_style.evaluation.tasks_demo [OUT_DIR]
+if __name__ == "__main__":  # python -m bloomberg_style.demo.tasks [OUT_DIR]
     import sys
 
     for p in write_demo_tasks(sys.argv[1] if len(sys.argv) > 1 else "configs/eval"):

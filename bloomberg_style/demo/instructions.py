@@ -14,9 +14,10 @@ from the question by fixed rules, so a small model can learn them and token F1 m
 from __future__ import annotations
 
 import json
-import os
 import random
 from pathlib import Path
+
+from bloomberg_style.atomic import atomic_write_text
 
 FILES = ("finance_instructions.jsonl", "medical_qa.jsonl", "finance_chat.jsonl")
 
@@ -220,8 +221,6 @@ def write_demo_data(out_dir: str | Path, records: int = 400, seed: int = 1) -> l
         paths.append(path)
         if path.is_file():
             continue
-        tmp = path.with_name(f".{name}.tmp{os.getpid()}")
         lines = (json.dumps(r, ensure_ascii=False) for r in make(records, seed=seed + offset))
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write_text(path, "\n".join(lines) + "\n")
     return paths

@@ -6,7 +6,7 @@ from every rank's optimizer shard, so a bf16 run exports its full-precision weig
 
 Trust: DeepSpeed's `*_model_states.pt` / `*_optim_states.pt` are pickle files. Reading
 weights from them here uses `weights_only=True` with an allowlist of DeepSpeed's three
-small checkpoint classes (training/safe_load.py), so a planted file cannot run code; only
+small checkpoint classes (artifacts/safe_load.py), so a planted file cannot run code; only
 resuming training unpickles them in full (DeepSpeed's loader). Everything we hand to
 others (export_hf) is safetensors, and Hugging Face folders are read without unpickling
 (safetensors, or `torch.load(weights_only=True)` for .bin files).
@@ -18,41 +18,8 @@ from pathlib import Path
 
 import torch
 
-from bloomberg_style.training.checkpoint import (
-    LATEST_FILE,
-    STATE_FILE,
-    find_resume_checkpoint,
-    read_trainer_state,
-)
-from bloomberg_style.training.safe_load import load_weights_only, weights_only_loads
-
-
-def resolve_checkpoint(path: str | Path, prefer_best: bool = True) -> Path:
-    """A run folder, its checkpoints/ folder or one step folder -> the step folder to load.
-
-    For a run or checkpoints folder that is the checkpoint with the best validation loss
-    (the controller keeps it and names it in trainer_state.json), else the latest one.
-    """
-    path = Path(path)
-    if (path / STATE_FILE).is_file():
-        return path
-    for folder in (path / "checkpoints", path):
-        if (folder / LATEST_FILE).is_file() or folder.name == "checkpoints":
-            found = find_resume_checkpoint(folder, log=lambda *_: None)
-            if found is not None:
-                best = read_trainer_state(found).get("best_tag") if prefer_best else None
-                if best and (folder / best / STATE_FILE).is_file():
-                    return folder / best
-                return found
-    raise FileNotFoundError(
-        f"no complete checkpoint in {path} (expected a run folder, checkpoints/ or step_* folder)"
-    )
-
-
-def run_folder_of(step_dir: Path) -> Path | None:
-    """RUN for RUN/checkpoints/step_*, if it looks like one of our run folders."""
-    run = step_dir.resolve().parent.parent
-    return run if (run / "config.yaml").is_file() or (run / "tokenizer").is_dir() else None
+from .layout import STATE_FILE, read_trainer_state, resolve_checkpoint
+from .safe_load import load_weights_only, weights_only_loads
 
 
 def load_checkpoint_state_dict(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
@@ -86,20 +53,3 @@ def load_checkpoint_model(path: str | Path, dtype: torch.dtype | None = None):
     model.load_state_dict(state, strict=True, assign=True)
     model.lm_head.weight = model.transformer.word_embeddings.weight  # assign=True replaced the tie
     return (model.to(dtype) if dtype is not None else model).eval()
-
-
-def load_pretrained(path: str | Path, dtype: torch.dtype | None = None):
-    """A Hugging Face BLOOM folder (has config.json) or one of our checkpoints -> our model, eval mode."""
-    from .hf import load_hf_folder
-
-    folder = Path(path)
-    if not folder.exists():
-        raise FileNotFoundError(f"{folder} does not exist")
-    if (folder / "config.json").is_file():
-        return load_hf_folder(folder, dtype=dtype).eval()
-    try:
-        return load_checkpoint_model(folder, dtype=dtype)
-    except FileNotFoundError as err:
-        raise FileNotFoundError(
-            f"{folder} is neither a Hugging Face folder (no config.json) nor one of our checkpoints ({err})"
-        ) from err

@@ -30,6 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bloomberg_style.atomic import atomic_write_text
+
 FINANCIAL = "financial"
 GENERAL = "general"
 DOMAINS = (FINANCIAL, GENERAL)
@@ -1134,11 +1136,11 @@ def write_demo_corpus(
         written[domain] = []
         for part, start in enumerate(range(0, len(docs), docs_per_file)):
             path = folder / f"part-{part:05d}.jsonl"
-            tmp = path.with_suffix(".jsonl.tmp")
-            with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-                for text in docs[start : start + docs_per_file]:
-                    f.write(json.dumps({"text": text}, ensure_ascii=False) + "\n")
-            tmp.replace(path)
+            lines = (
+                json.dumps({"text": text}, ensure_ascii=False) + "\n"
+                for text in docs[start : start + docs_per_file]
+            )
+            atomic_write_text(path, "".join(lines))
             written[domain].append(path)
     return written
 
@@ -1159,7 +1161,7 @@ def corpus_summary(files: dict[str, list[Path]]) -> dict[str, dict[str, int]]:
     return summary
 
 
-if __name__ == "__main__":  # quick look: python -m bloomberg_style.data.demo_corpus
+if __name__ == "__main__":  # quick look: python -m bloomberg_style.demo.corpus
     t0 = time.perf_counter()
     fin = generate_financial_documents(DEFAULT_DOCS_PER_DOMAIN)
     gen = generate_general_documents(DEFAULT_DOCS_PER_DOMAIN)

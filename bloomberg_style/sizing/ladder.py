@@ -7,10 +7,10 @@ at every size: for a target parameter count, take the depth whose rounded shape 
 nearest (in log), with a head size that grows with width as GPT-3's did (64 up to ~1.5k
 wide, 128 up to ~4.6k, 192 beyond, the paper's).
 
-    python -m bloomberg_style.model.ladder [--seq-len 2048]     # or launch/model_ladder.py
+    python -m bloomberg_style.sizing.ladder [--seq-len 2048]    # or launch/model_ladder.py
 
-(bloomberg_style/sizing/shape.py holds the same rule for the planner with a fixed head size;
-the two should share `levine_width` once both have landed.)
+The rule itself (`levine_width`) lives in shape.py, which the planner uses with a fixed head
+size; the presets it produced are written out in model/config.py, so the model needs no sizing code.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ import argparse
 import math
 from dataclasses import dataclass
 
-from .config import PRESETS, ModelConfig
+from bloomberg_style.model.config import PRESETS, ModelConfig
 
-LEVINE_LOG_SCALE = 5.039
-LEVINE_DEPTH_RATE = 0.0555
-HIDDEN_MULTIPLE = 128
+from .flops import flops_per_token
+from .shape import HIDDEN_MULTIPLE, levine_width
+
 PAPER_VOCAB = 131072
 # Ladder rungs: preset name -> target parameters.
 LADDER_TARGETS = {
@@ -36,11 +36,6 @@ LADDER_TARGETS = {
     "ladder-13b": 13e9,
     "bloomberggpt-50b": 50e9,
 }
-
-
-def levine_width(layers: int) -> float:
-    """Levine et al.'s best hidden size for `layers` layers (before rounding)."""
-    return math.exp(LEVINE_LOG_SCALE) * math.exp(LEVINE_DEPTH_RATE * layers)
 
 
 def head_dim_for(width: float) -> int:
@@ -91,8 +86,7 @@ def ladder_table(names: list[str] | None = None, seq_len: int = 2048) -> list[La
     """One row per preset (all of them by default), parameters counted on the meta device."""
     import torch
 
-    from .flops import flops_per_token
-    from .model import BloomForCausalLM
+    from bloomberg_style.model.model import BloomForCausalLM
 
     rows = []
     for name in names or list(PRESETS):

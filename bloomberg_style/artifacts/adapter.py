@@ -1,0 +1,40 @@
+"""Reading a LoRA adapter folder (peft's layout) onto its base model.
+
+Training adapters (apply_lora, save_adapter) is SFT's job (sft/lora.py); loading one is
+here because every command that takes a model path may be handed an adapter folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .layout import ADAPTER_WEIGHTS
+
+
+def load_adapter(base_model: torch.nn.Module, adapter_dir: str | Path):
+    """A base model with a saved adapter attached (not merged)."""
+    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    adapter_dir = Path(adapter_dir)
+    config = LoraConfig.from_pretrained(str(adapter_dir))
+    config.base_model_name_or_path = None  # the base is already loaded; peft would warn of a rename
+    peft_model = get_peft_model(base_model, config)
+    result = set_peft_model_state_dict(peft_model, load_file(str(adapter_dir / ADAPTER_WEIGHTS)))
+    if result.unexpected_keys:
+        raise ValueError(f"{adapter_dir}: adapter tensors the model lacks: {result.unexpected_keys[:3]}")
+    missing = [k for k in result.missing_keys if ".lora_" in k]
+    if missing:
+        raise ValueError(f"{adapter_dir}: adapter lacks tensors {missing[:3]}")
+    return peft_model
+
+
+def merge(peft_model) -> torch.nn.Module:
+    """W <- W + (alpha / r) B A in every target; returns the plain base model."""
+    from .hf_base import HFCausalLM
+
+    if isinstance(peft_model, HFCausalLM):  # a HF base behind our call: merge the model inside
+        return HFCausalLM(peft_model.hf.merge_and_unload())
+    return peft_model.merge_and_unload()
