@@ -73,3 +73,23 @@ def test_hang_drill_writes_stacks_restarts_and_matches_a_straight_run(tmp_path, 
     diff = max(abs(a[s] - b[s]) for s in a)
     print(f"hang drill: max |loss difference| = {diff}")
     assert diff == 0.0
+
+
+def test_a_stuck_save_fires_with_the_longer_phase_limit(tmp_path):
+    script = textwrap.dedent(f"""
+        import time
+        from pathlib import Path
+        from bloomberg_style.training.watchdog import HangWatchdog
+        dog = HangWatchdog(Path({str(tmp_path)!r}), rank=0, timeout_s=0.3, startup_s=1.5).start()
+        with dog.step(1):
+            time.sleep(0.1)
+        with dog.phase("save", 1):  # longer than a step may take, shorter than a save may
+            time.sleep(0.8)
+        with dog.phase("save", 2):
+            time.sleep(30)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          cwd=str(REPO), env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})  # fmt: skip
+    assert proc.returncode == HANG_EXIT_CODE, proc.stderr
+    assert [p.name for p in (tmp_path / "hangs").glob("*.txt")] == ["attempt0-save-step2-rank0.txt"]
+    assert "over the limit of 1.5 s" in (tmp_path / "hangs" / "attempt0-save-step2-rank0.txt").read_text()

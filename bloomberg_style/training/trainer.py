@@ -254,10 +254,11 @@ class Trainer:
     def save(self) -> Path:
         keep = {t for t in (self.state.best_tag, self.state.anchor_tag) if t}
         step = self.state.step
-        path = ckpt.save_checkpoint(
-            self.engine, self.ckpt_dir, step, self.trainer_state(), self.dist, self.cfg.train.keep_last, keep,
-            before_publish=lambda: _maybe_die_in_save(self.injected, step),
-        )  # fmt: skip
+        with self.watchdog.phase("save", step):
+            path = ckpt.save_checkpoint(
+                self.engine, self.ckpt_dir, step, self.trainer_state(), self.dist, self.cfg.train.keep_last, keep,
+                before_publish=lambda: _maybe_die_in_save(self.injected, step),
+            )  # fmt: skip
         self.metrics.event(self.state.step, "checkpoint", path=str(path))
         return path
 
@@ -482,7 +483,8 @@ class Trainer:
     def _evaluate_and_control(self) -> bool:
         """Evaluate; keep the best checkpoint; let the controller act. True if it saved."""
         step = self.state.step
-        valid = self.evaluate()
+        with self.watchdog.phase("evaluate", step):
+            valid = self.evaluate()
         self.metrics.log(step, {f"valid/{k}/loss": v for k, v in valid.items()})
         self._log(f"step {step}: validation loss " + ", ".join(f"{k} {v:.4f}" for k, v in valid.items()))
         saved = False

@@ -9,7 +9,8 @@ a marker so the other ranks dump theirs too, and ends the process with HANG_EXIT
 (`--max-restarts`) then restarts the workers, which resume from the latest checkpoint.
 
 The limit is `faults.hang_timeout_s` when set, else max(hang_floor_s, hang_factor x median
-step time) once hang_warmup_steps steps are timed (before that: hang_startup_s). A
+step time) once hang_warmup_steps steps are timed (before that: hang_startup_s); evaluation
+and checkpoint saves get the larger of that and hang_startup_s. A
 faulthandler C-level timer (GIL-free) backs the Python thread up in case the main thread
 holds the GIL in a native call.
 
@@ -98,31 +99,43 @@ class HangWatchdog:
         self.hang_at = set(hang_at or ())
         self.poll_s = poll_s
         self._lock = threading.Lock()
-        self._current: tuple[int, float, float] | None = None  # (step, started, limit)
+        self._current: tuple[str, float, float] | None = None  # (what, started, limit)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._started_wall = time.time()
 
-    # ---- the hook ------------------------------------------------------------------------
+    # ---- the hooks -----------------------------------------------------------------------
     @contextmanager
     def step(self, step: int) -> Iterator[None]:
-        """Time one step (1-based number); past the limit the watchdog fires."""
-        limit = self.limit()
+        """Time one optimizer step (1-based number); past the limit the watchdog fires."""
         started = time.monotonic()
-        with self._lock:
-            self._current = (step, started, limit)
-        if self.enabled:
-            self._arm_backstop(step, limit)
-        try:
+        with self._watch_over(f"step{step}", self.limit()):
             if step in self.hang_at:  # fire drill: this rank stops making progress mid-step
                 self.hang_at.discard(step)
                 threading.Event().wait()
             yield
+        self.durations.append(time.monotonic() - started)
+
+    @contextmanager
+    def phase(self, name: str, step: int) -> Iterator[None]:
+        """Evaluation or a checkpoint save: many collectives, longer than a step; their limit
+        is the step limit or hang_startup_s, whichever is larger (not timed into the median)."""
+        with self._watch_over(f"{name}-step{step}", max(self.limit(), self.limits["startup_s"])):
+            yield
+
+    @contextmanager
+    def _watch_over(self, what: str, limit: float) -> Iterator[None]:
+        with self._lock:
+            outer, self._current = self._current, (what, time.monotonic(), limit)
+        if self.enabled and outer is None:
+            self._arm_backstop(limit)
+        try:
+            yield
         finally:
             with self._lock:
-                self._current = None
-            faulthandler.cancel_dump_traceback_later()
-        self.durations.append(time.monotonic() - started)
+                self._current = outer
+            if outer is None:
+                faulthandler.cancel_dump_traceback_later()
 
     @classmethod
     def from_config(cls, faults, run_dir: Path, rank: int, hang_at: set[int]) -> HangWatchdog:
@@ -152,28 +165,31 @@ class HangWatchdog:
             with self._lock:
                 current = self._current
             if current is not None and time.monotonic() - current[1] > current[2]:
-                self.fire(current[0], f"step {current[0]} ran {time.monotonic() - current[1]:.1f} s, "
+                self.fire(current[0], f"{current[0]} ran {time.monotonic() - current[1]:.1f} s, "
                                       f"over the limit of {current[2]:.1f} s")  # fmt: skip
             elif _fresh(marker, self._started_wall):  # another rank fired: this one is stuck too
-                self.fire(current[0] if current else -1, f"another rank fired ({marker.read_text().strip()})")
+                self.fire(
+                    current[0] if current else "between-steps",
+                    f"another rank fired ({marker.read_text().strip()})",
+                )
 
-    def fire(self, step: int, reason: str) -> None:
+    def fire(self, what: str, reason: str) -> None:
         """Write this rank's stacks, tell the other ranks, and end the process."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        path = self.dir / f"attempt{self.attempt}-step{step}-rank{self.rank}.txt"
+        path = self.dir / f"attempt{self.attempt}-{what}-rank{self.rank}.txt"
         with open(path, "w", encoding="utf-8") as f:
             f.write(f"hang watchdog, rank {self.rank}, pid {os.getpid()}: {reason}\n\n")
             f.flush()
             faulthandler.dump_traceback(file=f, all_threads=True)
         marker = self.dir / _MARKER.format(attempt=self.attempt)
         if not marker.exists():
-            marker.write_text(f"rank {self.rank} at step {step}: {reason}\n", encoding="utf-8")
+            marker.write_text(f"rank {self.rank}: {reason}\n", encoding="utf-8")
             time.sleep(_PEER_GRACE_S)  # let the others write theirs before the launcher kills them
         print(f"hang watchdog (rank {self.rank}): {reason}; stacks in {path}; exiting with "
               f"{HANG_EXIT_CODE} for a restart", flush=True)  # fmt: skip
         os._exit(HANG_EXIT_CODE)
 
-    def _arm_backstop(self, step: int, limit: float) -> None:
+    def _arm_backstop(self, limit: float) -> None:
         """GIL-free faulthandler timer to stderr: fires if the Python thread cannot (exit code 1)."""
         faulthandler.dump_traceback_later(limit + _BACKSTOP_EXTRA_S, exit=True)
 
