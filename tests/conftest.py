@@ -1,13 +1,23 @@
-"""Shared fixtures: one small real data set (demo corpus -> tokenizer -> shards) per session."""
+"""Every shared fixture and test helper: real data sets, tokenizers and tiny models, built once.
+
+small_data          demo corpus -> 1,024-token tokenizer -> shards (session)
+demo_tokenizer(_dir) a 512-token tokenizer trained on 40 + 40 demo documents (session)
+sft_base            a random tiny BLOOM saved as a HF folder with that tokenizer (session)
+one_thread          torch on one thread for a module (`pytestmark = pytest.mark.usefixtures("one_thread")`)
+"""
 
 from __future__ import annotations
 
+import functools
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -107,6 +117,106 @@ def run_launcher(args: list[str], ranks: int = 1, timeout: int = 300, env: dict 
             f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
         )
     return proc
+
+
+def check(proc: subprocess.CompletedProcess) -> str:
+    """stdout + stderr of a finished launch; fail with its tail if it failed."""
+    out = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return out
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny shapes run fastest on one thread, and far faster on a machine shared with other jobs."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# ---- a real tokenizer trained on the demo corpus ---------------------------------------------
+
+TOKENIZER_DOCS_PER_DOMAIN = 40  # ~2 s of training on 2 cores
+TOKENIZER_VOCAB = 512
+
+
+@functools.cache
+def _train_demo_tokenizer(base: Path) -> Path:
+    from bloomberg_style.demo.corpus import generate_financial_documents, generate_general_documents
+    from tokenizer import NumericUnigramTokenizer
+
+    texts = generate_financial_documents(TOKENIZER_DOCS_PER_DOMAIN, seed=7) + generate_general_documents(
+        TOKENIZER_DOCS_PER_DOMAIN, seed=7
+    )
+    return NumericUnigramTokenizer.train(texts, TOKENIZER_VOCAB).save(base / "demo_tokenizer")
+
+
+@pytest.fixture(scope="session")
+def demo_tokenizer_dir(tmp_path_factory) -> Path:
+    """Folder of a 512-token tokenizer trained on 40 + 40 demo documents (seed 7)."""
+    return _train_demo_tokenizer(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="session")
+def demo_tokenizer(demo_tokenizer_dir):
+    from tokenizer import NumericUnigramTokenizer
+
+    return NumericUnigramTokenizer.load(demo_tokenizer_dir)
+
+
+# ---- SFT: a tiny base model, recipes, records ---------------------------------------------------
+
+TINY = dict(vocab_size=512, hidden_size=64, num_layers=2, num_heads=4, max_seq_len=256)
+
+
+def make_tiny_base(out: Path, tokenizer_dir: Path, seed: int = 0) -> Path:
+    """A random tiny BloomForCausalLM saved as a HF folder with the tokenizer beside it."""
+    from bloomberg_style.artifacts.hf import save_hf_folder
+    from bloomberg_style.model import BloomForCausalLM, ModelConfig
+
+    torch.manual_seed(seed)
+    model = BloomForCausalLM(ModelConfig(**TINY))
+    save_hf_folder(model, out, eos_token_id=0)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy2(Path(tokenizer_dir) / name, out / name)
+    return out
+
+
+@pytest.fixture(scope="session")
+def sft_base(tmp_path_factory, demo_tokenizer_dir) -> Path:
+    return make_tiny_base(tmp_path_factory.mktemp("sft_base") / "base", demo_tokenizer_dir)
+
+
+def write_jsonl(path: Path, records: list) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def write_recipe(path: Path, recipe: dict) -> Path:
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def tiny_defaults(**changes) -> dict:
+    """Stage defaults for tiny CPU runs (1 thread per rank, no wandb, short generations)."""
+    base = {
+        "epochs": 2,
+        "lr": 3.0e-3,
+        "warmup_ratio": 0.1,
+        "global_batch_size": 8,
+        "micro_batch_size": 4,
+        "precision": "fp32",
+        "zero_stage": 2,
+        "log_interval": 1,
+        "save_interval": 4,
+        "torch_threads": 1,
+        "data": {"max_length": 192, "valid_fraction": 0.15},
+        "eval": {"max_records": 3, "max_new_tokens": 8},
+    }
+    return {**base, **changes}
 
 
 # ---- tiny Hugging Face bases (issue 15; f-sft): built from config classes, random weights ----

@@ -141,6 +141,7 @@ PLATEAU = {
 }
 
 
+@pytest.mark.slow
 def test_plateau_drop_reaches_the_engine_and_rollback_reshuffles(tmp_path, small_data):
     cfg = tiny_run_config(
         tmp_path, small_data, name="ctl",
@@ -182,6 +183,7 @@ def test_plateau_drop_reaches_the_engine_and_rollback_reshuffles(tmp_path, small
     assert (run / "loss.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_resume_mid_plateau_makes_the_same_decisions(tmp_path, small_data):
     kwargs = {
         "optim": {"lr": 2e-3, "min_lr": 2e-3, "warmup_steps": 0},

@@ -143,6 +143,7 @@ def test_biography_ages_follow_from_dates(general):
     assert checked > 20
 
 
+@pytest.mark.slow
 def test_default_size_is_a_few_megabytes(tmp_path):
     files = write_demo_corpus(tmp_path)
     sizes = {domain: sum(p.stat().st_size for p in paths) for domain, paths in files.items()}

@@ -13,7 +13,6 @@ from bloomberg_style.data.parts import expand_prefix, expand_prefixes, parts_rea
 from bloomberg_style.data.prepare import prepare
 from bloomberg_style.data.shards import write_token_shard
 from bloomberg_style.demo.corpus import write_demo_corpus
-from tests._fixtures import demo_tokenizer, demo_tokenizer_dir  # noqa: F401 (pytest fixtures)
 
 
 @pytest.fixture(scope="module")

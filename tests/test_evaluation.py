@@ -78,6 +78,7 @@ def test_target_nats_equals_the_models_own_loss(model):
     assert nats.mean() == pytest.approx(loss.item(), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_padding_and_batching_do_not_change_scores(model):
     torch.manual_seed(2)
     requests = [(torch.randint(1, 1000, (n,)).tolist(), s) for n, s in ((30, 25), (12, 3), (50, 49), (7, 1))]
@@ -126,6 +127,7 @@ def test_shard_split_is_the_runs_validation_documents(small_data):
         assert end == mixture.summary[d.name]["documents"]  # validation is the tail of the shard
 
 
+@pytest.mark.slow
 def test_uniform_model_gives_log2_vocab_bits_per_token(small_data, tok):
     """All-zero weights: every logit is 0, p = 1/V, so bits/byte = tokens * log2(V) / bytes."""
     cfg = ModelConfig.preset(
@@ -147,6 +149,7 @@ def test_uniform_model_gives_log2_vocab_bits_per_token(small_data, tok):
     assert r.perplexity == pytest.approx(1024, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_text_files_score_like_the_shard_they_came_from(small_data, tok, model, tmp_path):
     texts = valid_texts(small_data, tok, "financial")
     path = tmp_path / "valid.jsonl"
@@ -231,6 +234,7 @@ def test_answer_tokens_are_exactly_the_verbalizer(tok):
     assert tok.decode(tokens[:start]) == "Revenue rose.\nAnswer: "
 
 
+@pytest.mark.slow
 def test_score_task_rules_are_consistent(tok, model, tmp_path):
     task = load_task(SHIPPED_TASKS[0])
     task.test = task.test[:24]  # every label is among the first 24
@@ -261,6 +265,7 @@ def test_score_task_rules_are_consistent(tok, model, tmp_path):
     assert again.best_rule == "plain" and again.weighted_f1 == result.rules["plain"]["weighted_f1"]
 
 
+@pytest.mark.slow
 def test_long_contexts_drop_shots_before_cutting(tok, model):
     task = load_task(SHIPPED_TASKS[1])
     task.test = task.test[:8]
@@ -290,6 +295,7 @@ def test_shipped_task_files_are_the_generators_output(tmp_path):
 # ---- end to end ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_evaluate_a_hugging_face_folder(small_data, tok, model, tmp_path):
     """Export -> evaluate on a shard, raw text and a task; results.json and results.md written."""
     from bloomberg_style.artifacts.hf import save_hf_folder

@@ -62,6 +62,7 @@ def test_jinja_prompt():
         jinja_prompt("{text:>10}")
 
 
+@pytest.mark.slow
 def test_transformers_model_scores_like_ours(exported, tmp_path):
     """The exported folder under transformers gives our continuation log-likelihoods."""
     transformers = pytest.importorskip("transformers")

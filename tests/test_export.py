@@ -17,15 +17,7 @@ from bloomberg_style.model import BloomForCausalLM
 from tests.conftest import REPO, run_launcher, tiny_run_config
 
 transformers = pytest.importorskip("transformers")
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 
 @pytest.fixture(scope="module")

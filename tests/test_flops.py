@@ -149,6 +149,7 @@ def test_ladder_agrees_with_the_planners_rule() -> None:
         assert shape.levine_width(layers) == pytest.approx(levine_width(layers), rel=1e-12)
 
 
+@pytest.mark.slow
 def test_ladder_sizes_grow_and_count_on_meta() -> None:
     rows = ladder_table(list(LADDER_TARGETS))
     params = [r.parameters for r in rows]
@@ -177,6 +178,7 @@ def test_ladder_cli(capsys, monkeypatch) -> None:
     assert exit_.value.code == 2 and "gpt-9" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_meta_device_50b_builds_without_memory() -> None:
     with torch.device("meta"):
         model = BloomForCausalLM(PAPER)

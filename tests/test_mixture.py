@@ -12,7 +12,6 @@ import torch
 from bloomberg_style.data.mixture import DomainSpec, build_datasets, ensure_process_group, split_string
 from bloomberg_style.data.shards import read_token_shard, write_token_shard
 from bloomberg_style.demo.corpus import write_demo_corpus
-from tests._fixtures import demo_tokenizer, demo_tokenizer_dir  # noqa: F401 (pytest fixtures)
 
 SEQ_LEN = 32
 WEIGHTS = {"financial": 0.7, "general": 0.3}
@@ -20,7 +19,7 @@ TRAIN_SAMPLES = 3000
 
 
 @pytest.fixture(scope="module")
-def shards(tmp_path_factory, demo_tokenizer) -> dict[str, str]:  # noqa: F811
+def shards(tmp_path_factory, demo_tokenizer) -> dict[str, str]:
     root = tmp_path_factory.mktemp("mixture")
     write_demo_corpus(root / "corpus", seed=31, docs_per_domain=80)
     return {
@@ -44,7 +43,7 @@ def build(shards, tokenizer, cache_dir, seed=9, **kw):
 
 
 @pytest.fixture(scope="module")
-def mix(shards, demo_tokenizer, tmp_path_factory):  # noqa: F811
+def mix(shards, demo_tokenizer, tmp_path_factory):
     return build(shards, demo_tokenizer, tmp_path_factory.mktemp("cache"))
 
 
@@ -72,7 +71,7 @@ def check_row_comes_from(row: torch.Tensor, docs: str, eod: int) -> None:
         assert f"{left} {text} {right}" in docs, f"piece {k} of a row is not in the expected documents"
 
 
-def test_samples_have_seq_len_tokens_and_shifted_labels(mix, demo_tokenizer):  # noqa: F811
+def test_samples_have_seq_len_tokens_and_shifted_labels(mix, demo_tokenizer):
     assert len(mix.train) >= TRAIN_SAMPLES
     sample = mix.train[0]
     assert set(sample) == {"dataset_id", "tokens", "labels", "loss_mask", "position_ids"}
@@ -93,7 +92,7 @@ def test_blend_follows_the_weights_at_every_prefix(mix):
     assert set(ids.tolist()) == {0, 1}
 
 
-def test_train_rows_come_from_their_domains_train_documents(mix, shards, demo_tokenizer):  # noqa: F811
+def test_train_rows_come_from_their_domains_train_documents(mix, shards, demo_tokenizer):
     eod = demo_tokenizer.eod_id
     train_docs = {name: documents(shards[name], 0, mix.summary[name]["train_documents"]) for name in WEIGHTS}
     names = list(WEIGHTS)
@@ -103,7 +102,7 @@ def test_train_rows_come_from_their_domains_train_documents(mix, shards, demo_to
         check_row_comes_from(row, train_docs[names[int(s["dataset_id"])]], eod)
 
 
-def test_validation_covers_each_domains_validation_documents_exactly_once(mix, shards, demo_tokenizer):  # noqa: F811
+def test_validation_covers_each_domains_validation_documents_exactly_once(mix, shards, demo_tokenizer):
     eod = demo_tokenizer.eod_id
     assert sorted(mix.valid) == sorted(WEIGHTS)
     for name, ds in mix.valid.items():
@@ -127,7 +126,7 @@ def test_validation_covers_each_domains_validation_documents_exactly_once(mix, s
             check_row_comes_from(torch.cat([r["tokens"][:1], r["labels"][keep]]), valid_docs, eod)
 
 
-def test_same_seed_same_samples_and_cache_reused(mix, shards, demo_tokenizer, tmp_path):  # noqa: F811
+def test_same_seed_same_samples_and_cache_reused(mix, shards, demo_tokenizer, tmp_path):
     again = build(shards, demo_tokenizer, tmp_path / "fresh_cache")  # recomputed from scratch
     for i in range(0, len(mix.train), 11):
         assert torch.equal(mix.train[i]["tokens"], again.train[i]["tokens"])
@@ -141,7 +140,7 @@ def test_same_seed_same_samples_and_cache_reused(mix, shards, demo_tokenizer, tm
     assert not ensure_process_group()  # the group started by the first build is reused
 
 
-def test_bad_domains_fail_with_clear_errors(shards, demo_tokenizer, tmp_path):  # noqa: F811
+def test_bad_domains_fail_with_clear_errors(shards, demo_tokenizer, tmp_path):
     kw = dict(seq_len=SEQ_LEN, seed=1, train_samples=10, eod_id=0, vocab_size=demo_tokenizer.vocab_size)
     fin, gen = shards["financial"], shards["general"]
     with pytest.raises(FileNotFoundError, match="domain 'web': no token shard"):

@@ -24,14 +24,7 @@ from bloomberg_style.model.attention import flash_import_error, flash_unavailabl
 from bloomberg_style.model.loss import cross_entropy
 from bloomberg_style.sizing.measure import cpu_peak_supported, peak_memory_bytes, saved_activation_bytes
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny shapes run fastest on one thread, and far faster on a machine shared with other jobs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small_config(**overrides) -> ModelConfig:
@@ -340,6 +333,7 @@ def test_bad_inputs_raise_clear_errors() -> None:
 # ---- training controls ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("impl", ["torch", "deepspeed"])
 def test_activation_checkpointing_gives_identical_gradients(impl: str) -> None:
     ids = torch.randint(0, 97, (2, 16))
@@ -385,6 +379,7 @@ def test_activation_checkpointing_saves_only_block_inputs() -> None:
     assert 6 * block_input <= saved[True] <= 6 * block_input + 4 * 4 * 256 * 256 * 4
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not cpu_peak_supported(), reason="needs Linux /proc/self/clear_refs and glibc")
 def test_activation_checkpointing_lowers_measured_peak_memory() -> None:
     ids = torch.randint(0, 256, (4, 256))
@@ -397,6 +392,7 @@ def test_activation_checkpointing_lowers_measured_peak_memory() -> None:
     assert full > 15e6 and peaks[True, "torch"] < 0.5 * full and peaks[True, "deepspeed"] < 0.5 * full, peaks
 
 
+@pytest.mark.slow
 def test_compiled_blocks_match_eager_one_graph_for_all_layers() -> None:
     """torch.compile of every block (graph capture + AOT autograd, no codegen): same loss and grads,
     and one graph serves all layers (the layer number is an argument, not a constant)."""

@@ -16,7 +16,6 @@ from bloomberg_style.data.index_file import DocumentWriter, merge_documents, rea
 from bloomberg_style.data.prepare import KILL_AFTER_ENV, PrepareError, finalize, manifest_parts, prepare
 from bloomberg_style.data.shards import import_megatron_datasets, read_token_shard, write_token_shard
 from bloomberg_style.demo.corpus import write_demo_corpus
-from tests._fixtures import demo_tokenizer_dir  # noqa: F401 (pytest fixture)
 
 REPO = Path(__file__).resolve().parents[1]
 

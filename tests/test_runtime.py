@@ -112,6 +112,7 @@ def test_damaged_latest_falls_back_with_a_message(tmp_path):
     assert ckpt.find_resume_checkpoint(ckpts, log=messages.append).name == "step_00000004"
 
 
+@pytest.mark.slow
 def test_damaged_checkpoint_files_fall_back_to_the_previous_one(tmp_path, small_data):
     cfg = tiny_run_config(tmp_path, small_data, name="damaged", train={"steps": 8, "save_interval": 4})
     run_launcher(["--config", str(cfg)])
@@ -126,6 +127,7 @@ def test_damaged_checkpoint_files_fall_back_to_the_previous_one(tmp_path, small_
     assert all(after[s] == before[s] for s in range(5, 9))  # steps 5-8 redone identically
 
 
+@pytest.mark.slow
 def test_resume_with_another_model_shape_is_refused(tmp_path, small_data):
     cfg = tiny_run_config(tmp_path, small_data, name="shape", train={"steps": 2, "save_interval": 2})
     run_launcher(["--config", str(cfg)])
@@ -136,6 +138,7 @@ def test_resume_with_another_model_shape_is_refused(tmp_path, small_data):
 
 
 # ---- faults --------------------------------------------------------------------------
+@pytest.mark.slow
 def test_nan_step_is_skipped_and_spike_rolls_back(tmp_path, small_data):
     cfg = tiny_run_config(
         tmp_path, small_data, name="faults",
@@ -156,6 +159,7 @@ def test_nan_step_is_skipped_and_spike_rolls_back(tmp_path, small_data):
     assert state["tokens_seen"] == 11 * 4 * 64  # the NaN step trained on nothing
 
 
+@pytest.mark.slow
 def test_sigterm_checkpoints_and_exits_for_requeue(tmp_path, small_data):
     cfg = tiny_run_config(tmp_path, small_data, name="preempt", train={"steps": 400, "save_interval": 1000})
     env = {**os.environ, "DS_ACCELERATOR": "cpu", "PYTHONPATH": str(REPO)}
@@ -197,6 +201,7 @@ def _run_until_killed(cfg: Path, env: dict, timeout: float = 300) -> None:
     assert proc.returncode != 0, "the job finished although a SIGKILL was injected"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("zero_stage", [2, 3])
 def test_kill9_at_any_point_resumes_exactly(tmp_path, small_data, zero_stage):
     """2 ranks; SIGKILL of the whole job twice between steps and once mid-checkpoint; same losses."""
@@ -223,6 +228,7 @@ def test_kill9_at_any_point_resumes_exactly(tmp_path, small_data, zero_stage):
     assert len(events(run, "resume")) >= 3
 
 
+@pytest.mark.slow
 def test_reshard_two_ranks_to_one_and_another_zero_stage(tmp_path, small_data):
     """A ZeRO-2 checkpoint from 2 ranks resumes on 1 rank with ZeRO-1 via the universal format."""
     common = {"steps": 8, "save_interval": 4, "eval_interval": 100}

@@ -11,22 +11,14 @@ import torch
 
 from bloomberg_style.demo.instructions import finance_chat, finance_instructions
 from bloomberg_style.training.metrics import read_jsonl
-from tests._fixtures import demo_tokenizer, demo_tokenizer_dir  # noqa: F401 (pytest fixtures)
-from tests.test_sft_support import (  # noqa: F401 (sft_base is a fixture)
-    check,
-    run_script,
-    sft_base,
-    tiny_defaults,
-    write_jsonl,
-    write_recipe,
-)
+from tests.conftest import check, run_script, tiny_defaults, write_jsonl, write_recipe
 
 pytestmark = pytest.mark.slow
 
 TARGETS = ("query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h")
 
 
-def test_chain_resume_skip_and_chat(tmp_path, sft_base):  # noqa: F811
+def test_chain_resume_skip_and_chat(tmp_path, sft_base):
     from bloomberg_style.artifacts import load_model
 
     alpaca = write_jsonl(tmp_path / "data" / "fin.jsonl", finance_instructions(48, seed=4))

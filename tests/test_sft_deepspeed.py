@@ -7,20 +7,12 @@ import json
 import pytest
 
 from bloomberg_style.demo.instructions import finance_instructions
-from tests._fixtures import demo_tokenizer, demo_tokenizer_dir  # noqa: F401 (pytest fixtures)
-from tests.test_sft_support import (  # noqa: F401 (sft_base is a fixture)
-    check,
-    run_script,
-    sft_base,
-    tiny_defaults,
-    write_jsonl,
-    write_recipe,
-)
+from tests.conftest import check, run_script, tiny_defaults, write_jsonl, write_recipe
 
 pytestmark = pytest.mark.slow
 
 
-def test_two_rank_sft_lowers_heldout_loss(tmp_path, sft_base):  # noqa: F811
+def test_two_rank_sft_lowers_heldout_loss(tmp_path, sft_base):
     fin = write_jsonl(tmp_path / "fin.jsonl", finance_instructions(64, seed=11))
     out = tmp_path / "out"
     recipe = write_recipe(

@@ -14,8 +14,7 @@ from bloomberg_style.sft.formats import DataError, detect_format, load_examples,
 from bloomberg_style.sft.recipe import RecipeError, load_recipe
 from bloomberg_style.sft.schedule import SFTSchedule
 from bloomberg_style.sft.templates import get_template
-from tests._fixtures import demo_tokenizer, demo_tokenizer_dir  # noqa: F401 (pytest fixtures)
-from tests.test_sft_support import REPO, write_jsonl, write_recipe
+from tests.conftest import REPO, write_jsonl, write_recipe
 
 EOD = 0
 
@@ -37,7 +36,7 @@ def row_of(example, template, tok) -> dict:
     return rows[0]
 
 
-def test_alpaca_masks_exactly_the_response(demo_tokenizer):  # noqa: F811
+def test_alpaca_masks_exactly_the_response(demo_tokenizer):
     tok = demo_tokenizer
     record = {"instruction": "Classify the headline.", "input": "Acme shares jump 5%", "output": "positive"}
     row = row_of(parse_record(record, "alpaca", *_fields("alpaca")), get_template("alpaca"), tok)
@@ -70,7 +69,7 @@ def _fields(fmt: str, **custom) -> tuple[dict, str]:
     return resolve_fields(fmt, custom, "test"), "test.jsonl:1"
 
 
-def test_chinese_qa_fields_and_template(demo_tokenizer, tmp_path):  # noqa: F811
+def test_chinese_qa_fields_and_template(demo_tokenizer, tmp_path):
     tok = demo_tokenizer
     path = write_jsonl(tmp_path / "zh.jsonl", [{"问题": "感冒了怎么办？", "答案": "多喝水，注意休息。"}])
     examples, report = load_examples([str(path)], "auto")
@@ -86,7 +85,7 @@ def test_chinese_qa_fields_and_template(demo_tokenizer, tmp_path):  # noqa: F811
     assert detect_format({"问": "a", "答": "b"}, "x")[1] == {"question": "问", "answer": "答"}
 
 
-def test_conversation_trains_every_assistant_turn(demo_tokenizer):  # noqa: F811
+def test_conversation_trains_every_assistant_turn(demo_tokenizer):
     tok = demo_tokenizer
     record = {
         "conversations": [
@@ -114,7 +113,7 @@ def test_conversation_trains_every_assistant_turn(demo_tokenizer):  # noqa: F811
     assert row["tokens"].tolist() == ids and row["labels"].tolist() == labels
 
 
-def test_packing_and_padding_keep_masks(demo_tokenizer):  # noqa: F811
+def test_packing_and_padding_keep_masks(demo_tokenizer):
     tok = demo_tokenizer
     records = [{"question": f"q{i}?", "answer": f"answer number {i}"} for i in range(5)]
     examples = [parse_record(r, "qa", *_fields("qa")) for r in records]
@@ -141,7 +140,7 @@ def test_packing_and_padding_keep_masks(demo_tokenizer):  # noqa: F811
         assert batch["labels"][i, :n].tolist() == row["labels"].tolist()
 
 
-def test_too_long_truncated_or_dropped_and_counted(demo_tokenizer):  # noqa: F811
+def test_too_long_truncated_or_dropped_and_counted(demo_tokenizer):
     tok = demo_tokenizer
     long_answer = "The price rose by ten percent over the quarter. " * 20
     examples = [

@@ -12,8 +12,7 @@ from bloomberg_style.sft.evaluate import answer_tokens, bertscore, token_prf
 from bloomberg_style.sft.generate import SamplingConfig, TextStream, filter_logits, generate_ids, next_token
 from bloomberg_style.sft.lora import apply_lora, load_adapter, merge, save_adapter, trainable_parameters
 from bloomberg_style.sft.recipe import LORA_TARGETS, LoraSpec
-from tests._fixtures import demo_tokenizer, demo_tokenizer_dir  # noqa: F401 (pytest fixtures)
-from tests.test_sft_support import TINY, make_tiny_base
+from tests.conftest import TINY, make_tiny_base
 
 
 def tiny_model(seed: int = 0) -> BloomForCausalLM:
@@ -21,6 +20,7 @@ def tiny_model(seed: int = 0) -> BloomForCausalLM:
     return BloomForCausalLM(ModelConfig(**TINY)).eval()
 
 
+@pytest.mark.slow
 def test_lora_trains_only_adapters_and_merge_gives_the_same_logits(tmp_path):
     model = tiny_model()
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -71,7 +71,7 @@ def test_lora_trains_only_adapters_and_merge_gives_the_same_logits(tmp_path):
         "self_attention.query_key_value", "self_attention.dense", "mlp.dense_h_to_4h", "mlp.dense_4h_to_h")}  # fmt: skip
 
 
-def test_adapter_folder_loads_through_model_io(tmp_path, demo_tokenizer_dir):  # noqa: F811
+def test_adapter_folder_loads_through_model_io(tmp_path, demo_tokenizer_dir):
     from bloomberg_style.artifacts import load_model, model_kind, tokenizer_dir
 
     base = make_tiny_base(tmp_path / "base", demo_tokenizer_dir)
@@ -106,7 +106,8 @@ def test_filters_and_sampling():
         SamplingConfig(top_p=0).validate()
 
 
-def test_generation_is_seeded_and_stops(demo_tokenizer):  # noqa: F811
+@pytest.mark.slow
+def test_generation_is_seeded_and_stops(demo_tokenizer):
     model = tiny_model()
     cfg = SamplingConfig(temperature=1.0, top_k=50, top_p=0.95, max_new_tokens=12, seed=3)
     a = list(generate_ids(model, [5, 6, 7], cfg, vocab_limit=demo_tokenizer.vocab_size))
@@ -117,7 +118,7 @@ def test_generation_is_seeded_and_stops(demo_tokenizer):  # noqa: F811
     assert list(generate_ids(model, [5, 6, 7], greedy, stop_ids=(first,))) == []
 
 
-def test_text_stream_holds_back_cut_characters(demo_tokenizer):  # noqa: F811
+def test_text_stream_holds_back_cut_characters(demo_tokenizer):
     text = "利润增长 12%, 股价上涨 — ok"
     ids = demo_tokenizer.encode(text)
     stream = TextStream(demo_tokenizer)
@@ -135,7 +136,7 @@ def test_token_overlap_scores():
     assert (p, r) == pytest.approx((3 / 5, 3 / 4))
 
 
-def test_bertscore_from_a_local_encoder(tmp_path, demo_tokenizer_dir):  # noqa: F811
+def test_bertscore_from_a_local_encoder(tmp_path, demo_tokenizer_dir):
     from transformers import BertConfig, BertModel
 
     folder = tmp_path / "encoder"

@@ -12,7 +12,6 @@ import pytest
 from bloomberg_style.corpus import CorpusError, iter_texts
 from bloomberg_style.data.shards import ShardStats, read_token_shard, token_dtype, write_token_shard
 from bloomberg_style.demo.corpus import write_demo_corpus
-from tests._fixtures import demo_tokenizer, demo_tokenizer_dir  # noqa: F401 (pytest fixtures)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,7 +27,7 @@ def corpus_dir(tmp_path_factory) -> Path:
     return root
 
 
-def test_shard_decodes_back_to_every_document(corpus_dir, demo_tokenizer, tmp_path):  # noqa: F811
+def test_shard_decodes_back_to_every_document(corpus_dir, demo_tokenizer, tmp_path):
     prefix = tmp_path / "out" / "general"
     stats = write_token_shard([corpus_dir / "general"], demo_tokenizer, prefix, batch_size=16, progress=False)
     texts = list(iter_texts([corpus_dir / "general"]))
@@ -63,7 +62,7 @@ def test_shard_decodes_back_to_every_document(corpus_dir, demo_tokenizer, tmp_pa
     ]
 
 
-def test_worker_processes_write_identical_shards(corpus_dir, demo_tokenizer_dir, tmp_path):  # noqa: F811
+def test_worker_processes_write_identical_shards(corpus_dir, demo_tokenizer_dir, tmp_path):
     one = write_token_shard([corpus_dir / "financial"], demo_tokenizer_dir, tmp_path / "one", progress=False)
     two = write_token_shard(
         [corpus_dir / "financial"],
@@ -82,7 +81,7 @@ def test_worker_processes_write_identical_shards(corpus_dir, demo_tokenizer_dir,
     assert (one.documents, one.tokens) == (two.documents, two.tokens) == (60, one.tokens)
 
 
-def test_bad_input_fails_before_or_without_leaving_files(corpus_dir, demo_tokenizer, tmp_path):  # noqa: F811
+def test_bad_input_fails_before_or_without_leaving_files(corpus_dir, demo_tokenizer, tmp_path):
     bad = tmp_path / "in" / "b.jsonl"
     bad.parent.mkdir()
     bad.write_text('{"text": "fine"}\n{"text": "fine"}\n{"oops": 1}\n', encoding="utf-8")
@@ -108,7 +107,7 @@ def test_token_dtype_follows_vocabulary_size():
     assert token_dtype(65_500) is np.int32 and token_dtype(131_072) is np.int32
 
 
-def test_prepare_data_command(corpus_dir, demo_tokenizer_dir, tmp_path, capsys):  # noqa: F811
+def test_prepare_data_command(corpus_dir, demo_tokenizer_dir, tmp_path, capsys):
     sys.path.insert(0, str(REPO / "launch"))
     try:
         import prepare_data

@@ -300,6 +300,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(CLI), *args], capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_cli_json_and_plot(tmp_path):
     png = tmp_path / "fig" / "sizing.png"
     done = run_cli("--steps", "139200", "--plan-tflops", "102", "--json", "--plot", str(png))

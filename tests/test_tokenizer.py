@@ -126,6 +126,7 @@ ANY_CODE_POINT = st.text(alphabet=st.characters(codec=None, exclude_categories=(
 WITH_SURROGATES = st.text(alphabet=st.sampled_from(list("ab 1.\x00日😀") + ["\udc80", "\ud800", "\udfff"]))
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(st.one_of(st.text(max_size=60), MIXED))
 def test_python_pretokenizer_matches_rust(text: str) -> None:
@@ -450,6 +451,7 @@ def test_train_from_texts_writes_stats(tmp_path: Path) -> None:
     assert NumericUnigramTokenizer.load(tmp_path / "tok").vocab_size == 600
 
 
+@pytest.mark.slow
 def test_launch_script(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()

@@ -335,6 +335,7 @@ def test_bad_settings_are_rejected(corpus, tmp_path: Path) -> None:
 # ---------------------------------------------------------------- command line
 
 
+@pytest.mark.slow
 def test_launch_split_merge(corpus, tmp_path: Path) -> None:
     out = tmp_path / "tok"
     cmd = [sys.executable, str(REPO / "launch" / "train_tokenizer.py"), "--input", *corpus["sources"]]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from bloomberg_style.training.distributed import barrier, broadcast_object, init_distributed
+from bloomberg_style.training.distributed import barrier, init_distributed, on_main_rank
 
 from .formats import DataError, load_examples
 from .recipe import Recipe, RecipeError
@@ -74,8 +74,7 @@ def run_recipe(recipe: Recipe, log=None) -> list[StageResult]:
     if log is None:
         log = tqdm.write if dist.is_main else (lambda *_: None)
 
-    error = None
-    try:
+    def check() -> None:
         prepare(recipe, dist.is_main)
         base = recipe.base
         for stage in recipe.stages:  # the first stage to run must find its base
@@ -83,11 +82,9 @@ def run_recipe(recipe: Recipe, log=None) -> list[StageResult]:
                 check_base(recipe, base)
                 break
             base = str(recipe.stage_dir(stage))
-    except (RecipeError, DataError) as exc:
-        error = str(exc)
-    error = broadcast_object(error)
-    if error:
-        raise RecipeError(error)
+
+    # Every rank checks (prepare has a barrier inside); rank 0's verdict stops them all.
+    on_main_rank(check, RecipeError, every_rank=True, catch=(RecipeError, DataError), describe=str)
 
     results: list[StageResult] = []
     base = recipe.base

@@ -19,10 +19,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from bloomberg_style.model.model import IGNORE_INDEX
+from bloomberg_style.model.model import IGNORE_INDEX  # the model's: labels it does not score
 
 from .formats import Example
 from .templates import Segment, Template
+
+__all__ = ["IGNORE_INDEX", "EpochDataset", "build_rows", "pad_rows"]
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """One SFT stage through DeepSpeed: data -> model (full or LoRA) -> train -> export -> eval.
 
-The loop, checkpoints, resume and metrics are the pretraining trainer's: a stage is a
-run whose samples are instruction rows (epochs over them, reshuffled per epoch) and
-whose schedule is the recipe's. The stage folder gets, in this order:
+The loop, checkpoints, resume and metrics are the pretraining trainer's, set up by the
+same `build_run`; the stage hands it its own `TrainingTask` (instruction rows, epochs
+over them reshuffled per epoch, padded per micro-batch; the held-out records' loss) and
+the recipe's schedule. The stage folder gets, in this order:
 
     config.yaml, metrics.jsonl, events.jsonl, loss.png, checkpoints/   while training
     config.json + model.safetensors + tokenizer files                  the model (HF format)
@@ -14,6 +15,7 @@ whose schedule is the recipe's. The stage folder gets, in this order:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
 import json
 import random
@@ -23,19 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
-from bloomberg_style.config import (
-    ConfigError,
-    DomainSection,
-    LoggingSection,
-    OptimSection,
-    RunConfig,
-    TrainSection,
-)
-from bloomberg_style.training.distributed import DistInfo, barrier, broadcast_object
-from bloomberg_style.training.trainer import Trainer
+from bloomberg_style.config import ConfigError, LoggingSection, OptimSection, RunConfig, TrainSection
+from bloomberg_style.training.distributed import DistInfo, barrier, on_main_rank
+from bloomberg_style.training.task import HeldOutLoss, TrainingTask
 
 from .collate import EncodeStats, EpochDataset, build_rows, pad_rows
 from .formats import Example, load_examples
@@ -73,18 +65,6 @@ class StageResult:
     step: int = 0
     report: dict[str, Any] = field(default_factory=dict)
     exit_code: int = 0  # non-zero when the trainer was stopped (e.g. pre-empted: requeue)
-
-
-class SFTTrainer(Trainer):
-    """Rows have different lengths: pad each micro-batch to its longest row."""
-
-    def __init__(self, *args, pad_id: int, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.pad_id = pad_id
-
-    def _collate(self, dataset, indices: list[int]) -> dict[str, torch.Tensor]:
-        batch = pad_rows([dataset[i] for i in indices], pad_id=self.pad_id)
-        return {k: v.to(self.dist.device) for k, v in batch.items()}
 
 
 # ---- data ------------------------------------------------------------------------------
@@ -129,6 +109,20 @@ def prepare_stage_data(stage: StageSpec, template: Template, tok, where: str) ->
     )
 
 
+def stage_task(stage: StageSpec, data: StageData, steps: int, pad_id: int) -> TrainingTask:
+    """Instruction rows, epochs over them; rows padded per micro-batch; the held-out loss."""
+    collate = functools.partial(pad_rows, pad_id=pad_id)  # rows differ in length
+    held_out = HeldOutLoss(
+        {VALID_NAME: EpochDataset(data.valid_rows, shuffle=False)},
+        {VALID_NAME: 1.0},  # the only held-out set: the best-checkpoint metric is its loss
+        collate,
+        stage.micro_batch_size,
+        stage.eval_samples,
+    )
+    train = EpochDataset(data.train_rows, length=steps * stage.global_batch_size, seed=stage.seed)
+    return TrainingTask(train, collate, held_out, stage.data.max_length)
+
+
 # ---- run config --------------------------------------------------------------------------
 
 
@@ -167,9 +161,7 @@ def stage_run_config(recipe: Recipe, stage: StageSpec, steps: int) -> StageRunCo
         logging=LoggingSection(**dataclasses.asdict(recipe.logging)),
         sft={"recipe": recipe.name, "stage": stage_dict},
     )
-    cfg.data.seq_len = stage.data.max_length
-    # One validation "domain": the held-out records (the trainer's best-checkpoint metric reads it).
-    cfg.data.domains = [DomainSection(name=VALID_NAME, prefix="(sft held-out records)", weight=1.0)]
+    cfg.data.seq_len = stage.data.max_length  # rows are at most this long (no pretraining domains)
     return cfg
 
 
@@ -178,12 +170,8 @@ def stage_run_config(recipe: Recipe, stage: StageSpec, steps: int) -> StageRunCo
 
 def run_stage(recipe: Recipe, stage: StageSpec, base: str, dist: DistInfo, log=print) -> StageResult:
     """Train, export and evaluate one stage, starting from the model at `base`."""
-    import deepspeed
-
     from bloomberg_style.artifacts import copy_tokenizer, load_model, load_tokenizer, tokenizer_dir
-    from bloomberg_style.model import param_groups
-    from bloomberg_style.training.deepspeed_config import build_deepspeed_config
-    from bloomberg_style.training.metrics import MetricsLogger
+    from bloomberg_style.training.build import BuiltModel, build_run
 
     from .lora import apply_lora, describe_trainable, trainable_parameters
     from .schedule import SFTSchedule
@@ -203,85 +191,55 @@ def run_stage(recipe: Recipe, stage: StageSpec, base: str, dist: DistInfo, log=p
     steps = stage_steps(stage, len(data.train_rows))
     cfg = stage_run_config(recipe, stage, steps)
     cfg.train.grad_accumulation(dist.world_size)  # batch arithmetic checked before the model loads
+    trainable = 0
 
-    if dist.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
-        copy_tokenizer(tok_dir, out)
-    barrier()
+    def build_model() -> BuiltModel:
+        nonlocal trainable
+        model = load_model(base)
+        if tok.vocab_size > model.config.vocab_size:
+            raise ConfigError(
+                f"{where}: tokenizer {tok_dir} has {tok.vocab_size} tokens, the model at {base} only "
+                f"{model.config.vocab_size} rows"
+            )
+        model_config = model.config.to_dict()
+        model.set_activation_checkpointing(stage.activation_checkpointing)
+        if stage.method == "lora":
+            model = apply_lora(model, stage.lora)
+        model.train()
+        trainable, total = trainable_parameters(model)
+        if dist.is_main:
+            log(f"stage {stage.name}: {stage.method} fine-tuning from {base}; {describe_trainable(model)}")
+            log(
+                f"  data: {data.train_records} training records -> {len(data.train_rows)} rows "
+                f"(truncated {data.train_stats.truncated}, dropped {data.train_stats.dropped_too_long} too long "
+                f"+ {data.train_stats.dropped_no_target} without reply tokens, malformed skipped "
+                f"{data.malformed}); {len(data.valid_rows)} held-out; {steps} steps of "
+                f"{dist.world_size} rank(s) x {stage.micro_batch_size} x {cfg.train.grad_accumulation(dist.world_size)} "
+                f"accumulation = {stage.global_batch_size} rows; ZeRO {stage.zero_stage}, {stage.precision}"
+            )
+        return BuiltModel(model, model_config, total)
 
-    torch.manual_seed(stage.seed)
-    np.random.seed(stage.seed)
-    random.seed(stage.seed)
-    model = load_model(base)
-    if tok.vocab_size > model.config.vocab_size:
-        raise ConfigError(
-            f"{where}: tokenizer {tok_dir} has {tok.vocab_size} tokens, the model at {base} only "
-            f"{model.config.vocab_size} rows"
-        )
-    model_config = model.config.to_dict()
-    model.set_activation_checkpointing(stage.activation_checkpointing)
-    if stage.method == "lora":
-        model = apply_lora(model, stage.lora)
-    model.train()
-    trainable, total = trainable_parameters(model)
-    if dist.is_main:
-        log(f"stage {stage.name}: {stage.method} fine-tuning from {base}; {describe_trainable(model)}")
-        log(
-            f"  data: {data.train_records} training records -> {len(data.train_rows)} rows "
-            f"(truncated {data.train_stats.truncated}, dropped {data.train_stats.dropped_too_long} too long "
-            f"+ {data.train_stats.dropped_no_target} without reply tokens, malformed skipped "
-            f"{data.malformed}); {len(data.valid_rows)} held-out; {steps} steps of "
-            f"{dist.world_size} rank(s) x {stage.micro_batch_size} x {cfg.train.grad_accumulation(dist.world_size)} "
-            f"accumulation = {stage.global_batch_size} rows; ZeRO {stage.zero_stage}, {stage.precision}"
-        )
-
-    ds_config = build_deepspeed_config(cfg, dist.world_size, dist.accelerator)
-    engine, _, _, _ = deepspeed.initialize(
-        model=model, model_parameters=param_groups(model, stage.weight_decay), config=ds_config
-    )
     schedule = SFTSchedule.from_ratio(stage.schedule, stage.lr, stage.min_lr, stage.warmup_ratio, steps)
-    trainer = SFTTrainer(
-        cfg,
-        dist,
-        engine,
-        EpochDataset(data.train_rows, length=steps * stage.global_batch_size, seed=stage.seed),
-        {VALID_NAME: EpochDataset(data.valid_rows, shuffle=False)},
-        schedule,
-        total,
-        model_config,
-        pad_id=tok.eod_id,
-    )
-    trainer.resume()
-    metrics = trainer.metrics = MetricsLogger(
-        cfg, cfg.run_dir, enabled=dist.is_main, resume_step=trainer.state.step
-    )
-    try:
-        summary = trainer.fit()
-    finally:
-        metrics.close()
-    step, exit_code = trainer.state.step, int(summary.get("exit_code", 0))
-    _release(engine)
-    del model, trainer
+    run = build_run(
+        cfg, dist, build_model, stage_task(stage, data, steps, tok.eod_id), schedule, stage.weight_decay,
+        extra_files=lambda folder: copy_tokenizer(tok_dir, folder),
+    )  # fmt: skip
+    summary = run.fit()
+    step, exit_code = run.trainer.counters.step, int(summary.get("exit_code", 0))
+    _release(run.engine)
+    del run
     gc.collect()
     if step < steps:
         if dist.is_main:
             log(f"stage {stage.name} stopped at step {step} of {steps}; run again to resume")
         return StageResult(stage.name, out, complete=False, step=step, exit_code=exit_code)
 
-    error, report = None, {}
-    if dist.is_main:
-        try:
-            report = finish_stage(
-                recipe, stage, base, out, tok, tok_dir, template, data, steps, trainable, log
-            )
-        except Exception as exc:  # every rank must hear of it, or they wait at the barrier
-            error = f"{type(exc).__name__}: {exc}"
-    error = broadcast_object(error)
-    if error:
-        raise RuntimeError(f"stage {stage.name}: exporting or evaluating failed: {error}")
+    report = on_main_rank(
+        lambda: finish_stage(recipe, stage, base, out, tok, tok_dir, template, data, steps, trainable, log),
+        lambda e: RuntimeError(f"stage {stage.name}: exporting or evaluating failed: {e}"),
+    )
     barrier()
-    return StageResult(stage.name, out, complete=True, step=step, report=report)
+    return StageResult(stage.name, out, complete=True, step=step, report=report or {})
 
 
 def _release(engine) -> None:

@@ -20,10 +20,14 @@ import glob
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
 import torch
+
+T = TypeVar("T")
 
 
 def select_accelerator() -> str:
@@ -189,3 +193,34 @@ def broadcast_object(obj: object, src: int = 0) -> object:
     box = [obj]
     torch.distributed.broadcast_object_list(box, src=src)
     return box[0]
+
+
+def describe_error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def on_main_rank(
+    work: Callable[[], T],
+    fail: Callable[[str], Exception] = RuntimeError,
+    *,
+    every_rank: bool = False,
+    catch: tuple[type[BaseException], ...] = (Exception,),
+    describe: Callable[[BaseException], str] = describe_error,
+) -> T | None:
+    """Run `work` on rank 0 (or on every rank) and raise rank 0's error on every rank.
+
+    A rank that fails alone leaves the others waiting forever at their next collective,
+    so rank 0's error (described as text) is broadcast and every rank raises
+    `fail(text)`. Returns `work()`'s result where it ran, None elsewhere.
+    """
+    rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+    result, error = None, None
+    if every_rank or rank == 0:
+        try:
+            result = work()
+        except catch as exc:
+            error = describe(exc)
+    error = broadcast_object(error)
+    if error:
+        raise fail(error)
+    return result

@@ -16,6 +16,14 @@ STOP_FILE = "STOP"
 REQUEUE_FILE = "REQUEUE"
 
 
+class RunStopped(Exception):
+    """Raised to end the training loop early; `code` is the process exit code."""
+
+    def __init__(self, code: int, reason: str):
+        super().__init__(reason)
+        self.code = code
+
+
 class StopRequest:
     def __init__(self, run_dir: Path):
         self.stop_file = run_dir / STOP_FILE
