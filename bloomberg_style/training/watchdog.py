@@ -34,6 +34,7 @@ from pathlib import Path
 HANG_EXIT_CODE = 124  # as coreutils `timeout`: "it took too long"; torchrun restarts on any failure
 HANGS_DIR = "hangs"
 _MARKER = "FIRED-attempt{attempt}"
+_MARKER_POLL_S = 1.0  # how often each rank looks for another rank's FIRED marker
 _PEER_GRACE_S = 5.0  # time the firing rank leaves the others to write their stacks before exiting
 _BACKSTOP_EXTRA_S = 60.0  # the GIL-free timer fires this much after the Python watchdog should have
 
@@ -161,13 +162,18 @@ class HangWatchdog:
 
     def _watch(self) -> None:
         marker = self.dir / _MARKER.format(attempt=self.attempt)
+        next_look = 0.0  # the marker is on the shared run folder: a stat every few seconds per rank
         while not self._stop.wait(self.poll_s):
             with self._lock:
                 current = self._current
-            if current is not None and time.monotonic() - current[1] > current[2]:
-                self.fire(current[0], f"{current[0]} ran {time.monotonic() - current[1]:.1f} s, "
+            now = time.monotonic()
+            if current is not None and now - current[1] > current[2]:
+                self.fire(current[0], f"{current[0]} ran {now - current[1]:.1f} s, "
                                       f"over the limit of {current[2]:.1f} s")  # fmt: skip
-            elif _fresh(marker, self._started_wall):  # another rank fired: this one is stuck too
+            if now < next_look:
+                continue
+            next_look = now + _MARKER_POLL_S
+            if _fresh(marker, self._started_wall):  # another rank fired: this one is stuck too
                 self.fire(
                     current[0] if current else "between-steps",
                     f"another rank fired ({marker.read_text().strip()})",
