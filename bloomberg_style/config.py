@@ -364,6 +364,29 @@ class LoggingSection:
             raise ConfigError("logging.tensorboard is true but the tensorboard package is not installed")
 
 
+@dataclass
+class EvalSection:
+    """Task files scored during pretraining (evaluation/in_loop.py); none by default."""
+
+    tasks: list[str] = field(default_factory=list)  # task files (.jsonl), e.g. converted with --convert
+    task_interval: int = 0  # score them every N steps (0 = never)
+    task_limit: int = 0  # first N test examples per task (0 = all)
+    task_shots: int | None = None  # None: each task's own
+
+    def validate(self) -> None:
+        if self.task_interval < 0 or self.task_limit < 0:
+            raise ConfigError(
+                f"eval.task_interval and eval.task_limit must be >= 0, got {self.task_interval}, {self.task_limit}"
+            )
+        if self.task_shots is not None and self.task_shots < 0:
+            raise ConfigError(f"eval.task_shots must be >= 0, got {self.task_shots}")
+        if self.tasks and not self.task_interval:
+            raise ConfigError("eval.tasks is set but eval.task_interval is 0: say how often to score them")
+        missing = [t for t in self.tasks if not Path(t).is_file()]
+        if missing:
+            raise ConfigError(f"eval.tasks: no such file(s) {missing}")
+
+
 RUNTIME_ONLY = (("train", "exit_at_step"), ("train", "torch_threads"), ("logging", "progress"),
                 *(("faults", f"hang_{k}") for k in ("watchdog", "timeout_s", "factor", "floor_s",
                                                    "warmup_steps", "startup_s")))  # fmt: skip
@@ -380,6 +403,7 @@ class RunConfig:
     logging: LoggingSection = field(default_factory=LoggingSection)
     faults: FaultsSection = field(default_factory=FaultsSection)
     controller: ControllerSection = field(default_factory=ControllerSection)
+    eval: EvalSection = field(default_factory=EvalSection)
 
     @property
     def run_dir(self) -> Path:
@@ -396,6 +420,7 @@ class RunConfig:
             self.logging,
             self.faults,
             self.controller,
+            self.eval,
         ):
             section.validate()
         c = self.controller
@@ -421,6 +446,8 @@ class RunConfig:
         data = self.to_dict()
         for section, key in RUNTIME_ONLY:
             data[section].pop(key, None)
+        if data["eval"] == to_plain(dataclasses.asdict(EvalSection())):
+            data.pop("eval")  # runs from before the eval section keep their hash
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     @classmethod

@@ -303,9 +303,11 @@ def score_task(
     batch_size: int = 8,
     bos: bool = True,
     limit: int = 0,
+    indices: Sequence[int] | None = None,
 ) -> TaskResult:
     """Score the test examples of `task` (the first `limit` if > 0) under the three rules;
-    the best rule (or `rule`) is the result."""
+    the best rule (or `rule`) is the result. `indices` scores only those test examples, with
+    the shots a full run gives them (one rank's share in data-parallel evaluation)."""
     if rule is not None and rule not in RULES:
         raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
     if limit < 0:
@@ -320,8 +322,10 @@ def score_task(
     prefix = [tokenizer.eod_id] if bos else []
     label_names = list(task.labels)
 
+    chosen = range(len(task.test)) if indices is None else indices
     requests, dropped, truncated = [], 0, 0
-    for i, example in enumerate(task.test):
+    for i in chosen:
+        example = task.test[i]
         reqs, n_dropped, cut = _fit(task, tokenizer, example, sample_shots(task, i, k, seed), max_len, prefix)
         requests.extend(reqs)
         dropped += n_dropped > 0
@@ -341,18 +345,30 @@ def score_task(
     scores = continuation_logprobs(model, requests + calibration, batch_size)
     prior = [lp for lp, _ in scores[len(requests) :]]
 
-    gold = [e.label for e in task.test]
-    predicted: dict[str, list[str]] = {r: [] for r in RULES}
     records = []
     n_labels = len(label_names)
-    for i, example in enumerate(task.test):
-        item = scores[i * n_labels : (i + 1) * n_labels]
+    for j, i in enumerate(chosen):
+        example = task.test[i]
+        item = scores[j * n_labels : (j + 1) * n_labels]
         record = {"line": example.line, "gold": example.label}
         for r, values in rule_scores(item, prior).items():
             record[r] = label_names[argmax(values)]
-            predicted[r].append(record[r])
         record["logprobs"] = {name: round(lp, 5) for name, (lp, _) in zip(label_names, item)}
         records.append(record)
+    return summarise(task, records, shots=k, seed=seed, rule=rule, dropped=dropped, truncated=truncated,
+                     seconds=time.perf_counter() - start_time)  # fmt: skip
+
+
+def summarise(
+    task: Task, records: list[dict[str, Any]], *, shots: int, seed: int, rule: str | None,
+    dropped: int, truncated: int, seconds: float,
+) -> TaskResult:  # fmt: skip
+    """The TaskResult of per-example records (from one scoring run, or merged from ranks)."""
+    if not records:
+        raise TaskError(f"{task.source}: no test examples scored")
+    label_names = list(task.labels)
+    gold = [r["gold"] for r in records]
+    predicted = {r: [record[r] for record in records] for r in RULES}
 
     rules = {
         r: {"accuracy": accuracy(gold, predicted[r]), "weighted_f1": weighted_f1(gold, predicted[r])}
@@ -368,7 +384,7 @@ def score_task(
     return TaskResult(
         task=task.name,
         source=task.source,
-        shots=k,
+        shots=shots,
         seed=seed,
         items=len(gold),
         labels=label_names,
@@ -384,7 +400,7 @@ def score_task(
         },
         shots_dropped=dropped,
         truncated=truncated,
-        seconds=round(time.perf_counter() - start_time, 3),
+        seconds=round(seconds, 3),
         predictions=records,
     )
 

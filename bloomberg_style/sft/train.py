@@ -193,7 +193,7 @@ def run_stage(recipe: Recipe, stage: StageSpec, base: str, dist: DistInfo, log=p
     cfg.train.grad_accumulation(dist.world_size)  # batch arithmetic checked before the model loads
     trainable = 0
 
-    def build_model() -> BuiltModel:
+    def build_model(ds_config: dict[str, Any]) -> BuiltModel:
         nonlocal trainable
         model = load_model(base)
         if tok.vocab_size > model.config.vocab_size:

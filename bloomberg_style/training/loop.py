@@ -26,6 +26,7 @@ from bloomberg_style.training import interventions
 from bloomberg_style.training.data_order import DataOrder
 from bloomberg_style.training.distributed import DistInfo, all_reduce_sum, barrier
 from bloomberg_style.training.faults import FaultDrills
+from bloomberg_style.training.memory_report import report_memory
 from bloomberg_style.training.metrics import MetricsLogger
 from bloomberg_style.training.plot import plot_losses
 from bloomberg_style.training.preemption import REQUEUE_EXIT_CODE, REQUEUE_FILE, RunStopped, StopRequest
@@ -179,12 +180,15 @@ class Trainer:
             self._evaluate_and_control()
         bar = tqdm(total=t.steps, initial=c.step, disable=not (self.dist.is_main and self.cfg.logging.progress),
                    desc=self.cfg.name, unit="step", dynamic_ncols=True)  # fmt: skip
+        first = self.counters.step + 1
         while self.counters.step < end:
             self._check_stop_request()
             with self.watchdog.step(self.counters.step + 1):
                 stats = self.train_step()
             step = self.counters.step
             self.faults.after_step(step)
+            if step == first:  # every rank's peak once the optimizer states exist
+                report_memory(f"after step {step}", self.say)
             self._log_step(step, stats, bar, log=step % t.log_interval == 0 or step == end)
             if self._spike_rolled_back(step, stats):
                 continue  # from the last good checkpoint, past the data that led to the spike

@@ -92,7 +92,7 @@ def run_pretraining(cfg: RunConfig) -> dict[str, Any]:
     prepare_inputs(cfg, dist)
 
     from bloomberg_style.data.unigram import unigram_baselines
-    from bloomberg_style.model import BloomForCausalLM
+    from bloomberg_style.training import engine_build
     from bloomberg_style.training.build import BuiltModel, build_run
     from bloomberg_style.training.schedule import WarmupCosineSchedule
     from tokenizer import NumericUnigramTokenizer
@@ -100,10 +100,8 @@ def run_pretraining(cfg: RunConfig) -> dict[str, Any]:
     tok = NumericUnigramTokenizer.load(cfg.data.tokenizer)
     model_cfg = build_model_config(cfg, tok.vocab_size)
 
-    def build_model() -> BuiltModel:
-        model = BloomForCausalLM(model_cfg)
-        # Lets DeepSpeed's ds_to_universal convert our checkpoints for a new rank count / ZeRO stage.
-        model.universal_checkpoint_info = {"universal_checkpoint_version": 0.4}
+    def build_model(ds_config: dict[str, Any]) -> BuiltModel:
+        model = engine_build.build_model(model_cfg, ds_config)  # partitioned from birth under ZeRO-3
         return BuiltModel(model, model_cfg.to_dict(), model.num_parameters())
 
     def copy_tokenizer(run_dir: Path) -> None:  # the run folder is self-contained for export
