@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import importlib.util
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -281,6 +282,14 @@ class FaultsSection:
     max_consecutive_skips: int = 3  # this many non-finite (skipped) steps in a row -> rollback
     rollback: bool = True  # roll back to the last good checkpoint and skip the data window
     max_rollbacks: int = 5  # give up (stop with an error) after this many rollbacks
+    # Hang watchdog (training/watchdog.py): a step over the limit dumps every rank's stacks to
+    # RUN/hangs/ and exits with 124 for torchrun --max-restarts to restart.
+    hang_watchdog: bool = True
+    hang_timeout_s: float = 0.0  # seconds a step may take; 0 = derived from the median step time:
+    hang_factor: float = 10.0  # ... max(hang_floor_s, hang_factor x median step time) ...
+    hang_floor_s: float = 300.0
+    hang_warmup_steps: int = 5  # ... once this many steps are timed; before that, hang_startup_s
+    hang_startup_s: float = 1800.0
 
     def validate(self) -> None:
         if self.spike_window < 2:
@@ -291,6 +300,12 @@ class FaultsSection:
             raise ConfigError(f"faults.spike_min_ratio must be >= 0, got {self.spike_min_ratio}")
         if self.max_consecutive_skips < 1 or self.max_rollbacks < 0:
             raise ConfigError("faults.max_consecutive_skips must be >= 1 and faults.max_rollbacks >= 0")
+        for name in ("hang_timeout_s", "hang_factor", "hang_floor_s", "hang_startup_s"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                raise ConfigError(f"faults.{name} must be a finite number >= 0, got {value!r}")
+        if self.hang_warmup_steps < 1:
+            raise ConfigError(f"faults.hang_warmup_steps must be >= 1, got {self.hang_warmup_steps}")
 
 
 @dataclass
@@ -415,7 +430,9 @@ class EvalSection:
             raise ConfigError(f"eval.tasks: no such file(s) {missing}")
 
 
-RUNTIME_ONLY = (("train", "exit_at_step"), ("train", "torch_threads"), ("logging", "progress"))
+RUNTIME_ONLY = (("train", "exit_at_step"), ("train", "torch_threads"), ("logging", "progress"),
+                *(("faults", f"hang_{k}") for k in ("watchdog", "timeout_s", "factor", "floor_s",
+                                                   "warmup_steps", "startup_s")))  # fmt: skip
 
 
 @dataclass

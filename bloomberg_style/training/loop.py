@@ -8,7 +8,7 @@ data order) lives in one `RunState`, saved in `trainer_state.json` of every chec
 
 What differs between pretraining and SFT (data, collate, held-out sets) comes in as a
 `TrainingTask`; rollbacks and controller decisions are in interventions.py, resume in
-resume.py, fire drills in faults.py, speed in throughput.py.
+resume.py, fire drills in faults.py, speed in throughput.py, the hang watchdog in watchdog.py.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from bloomberg_style.training.state import EngineKnobs, RunState, TrainerState
 from bloomberg_style.training.step import optimizer_step
 from bloomberg_style.training.task import TrainingTask, to_device
 from bloomberg_style.training.throughput import ThroughputMeter
+from bloomberg_style.training.watchdog import HangWatchdog
 
 
 class Trainer:
@@ -72,7 +73,10 @@ class Trainer:
             cfg.train.peak_tflops or (detect_peak_tflops() if dist.accelerator == "cuda" else None),
         )  # fmt: skip
         self.stop_request = StopRequest(self.run_dir)
-        self.faults = FaultDrills()
+        self.faults = FaultDrills(rank=dist.rank)
+        self.watchdog = HangWatchdog.from_config(
+            cfg.faults, self.run_dir, dist.rank, self.faults.hang_steps()
+        )
         self.prefetcher = BatchPrefetcher(
             lambda indices: task.collate([task.train[i] for i in indices]), pin_memory_available(dist.device)
         )
@@ -155,10 +159,11 @@ class Trainer:
         c = self.counters
         keep = {t for t in (c.best_tag, c.anchor_tag) if t}
         step = c.step
-        path = ckpt.save_checkpoint(
-            self.engine, self.ckpt_dir, step, self.trainer_state(), self.dist, self.cfg.train.keep_last, keep,
-            before_publish=lambda: self.faults.in_save(step),
-        )  # fmt: skip
+        with self.watchdog.phase("save", step):
+            path = ckpt.save_checkpoint(
+                self.engine, self.ckpt_dir, step, self.trainer_state(), self.dist, self.cfg.train.keep_last, keep,
+                before_publish=lambda: self.faults.in_save(step),
+            )  # fmt: skip
         self.metrics.event(step, "checkpoint", path=str(path))
         return path
 
@@ -174,11 +179,13 @@ class Trainer:
             raise RuntimeError("Trainer.fit needs its metrics logger (build_run opens it)")
         try:
             self.stop_request.install()
+            self.watchdog.start()
             self._fit()
             code, reason = 0, "done"
         except RunStopped as stop:
             code, reason = stop.code, str(stop)
         finally:
+            self.watchdog.stop()
             self.stop_request.uninstall()
             self.prefetcher.close()
         if self.dist.is_main:
@@ -202,7 +209,8 @@ class Trainer:
         first = self.counters.step + 1
         while self.counters.step < end:
             self._check_stop_request()
-            stats = self.train_step()
+            with self.watchdog.step(self.counters.step + 1):
+                stats = self.train_step()
             step = self.counters.step
             self.faults.after_step(step)
             if step == first:  # every rank's peak once the optimizer states exist
@@ -256,7 +264,8 @@ class Trainer:
         """Evaluate; keep the best checkpoint; let the controller act. True if it saved."""
         c, controller = self.counters, self.state.controller
         step = c.step
-        valid = self.evaluate()
+        with self.watchdog.phase("evaluate", step):
+            valid = self.evaluate()
         self.metrics.log(step, {f"valid/{k}/loss": v for k, v in valid.items()})
         self.say(f"step {step}: validation loss " + ", ".join(f"{k} {v:.4f}" for k, v in valid.items()))
         saved = False
