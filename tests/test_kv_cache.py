@@ -1,5 +1,6 @@
 """KV-cache generation equals re-reading the whole context: logits, greedy tokens, sampling,
-left-padded batches, on every attention path (tiny random model, fp32)."""
+left-padded batches, on every attention path (tiny random model, fp32). flex compiles its
+kernel first (seconds on CPU), so its cases are slow-marked."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def test_alibi_bias_with_past_is_the_last_rows_of_the_full_bias():
     assert alibi_bias(slopes, 2, past_len=5).shape == (6, 2, 7)
 
 
-@pytest.mark.parametrize("impl", ["eager", "sdpa", "flex"])
+@pytest.mark.parametrize("impl", ["eager", "sdpa", pytest.param("flex", marks=pytest.mark.slow)])
 def test_cached_step_logits_equal_the_full_forward(impl):
     model = tiny(impl)
     ids = torch.randint(0, TINY["vocab_size"], (2, 21))
@@ -45,7 +46,7 @@ def test_cached_step_logits_equal_the_full_forward(impl):
         torch.testing.assert_close(step[:, 0], full[:, t], rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("impl", ["eager", "sdpa", "flex"])
+@pytest.mark.parametrize("impl", ["eager", "sdpa", pytest.param("flex", marks=pytest.mark.slow)])
 def test_cached_greedy_equals_uncached_greedy_over_64_tokens(impl):
     model = tiny(impl, seed=1)
     prompt = torch.randint(0, TINY["vocab_size"], (3, 9))
@@ -117,13 +118,17 @@ def test_sampling_loop_uses_the_cache_and_gives_the_same_tokens():
     model = tiny(seed=3)
     prompt = list(range(3, 20))
     greedy = SamplingConfig(temperature=0, max_new_tokens=40)
-    assert list(generate_ids(model, prompt, greedy)) == list(generate_ids(model, prompt, greedy, use_cache=False))
+    assert list(generate_ids(model, prompt, greedy)) == list(
+        generate_ids(model, prompt, greedy, use_cache=False)
+    )
     sampled = SamplingConfig(temperature=1.0, top_k=50, top_p=0.95, max_new_tokens=40, seed=7)
     a = list(generate_ids(model, prompt, sampled, vocab_limit=400))
     assert a == list(generate_ids(model, prompt, sampled, vocab_limit=400, use_cache=False))
     # A context window that slides mid-generation: the cached loop re-reads it, as the uncached one does.
     window = SamplingConfig(temperature=0, max_new_tokens=20, max_context=25)
-    assert list(generate_ids(model, prompt, window)) == list(generate_ids(model, prompt, window, use_cache=False))
+    assert list(generate_ids(model, prompt, window)) == list(
+        generate_ids(model, prompt, window, use_cache=False)
+    )
 
 
 def test_cached_decoding_in_bfloat16_runs_eager_layer_scaling():
