@@ -37,7 +37,7 @@ def timed(fn) -> tuple[float, object]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="tiny")
-    parser.add_argument("--attention", default="sdpa", choices=["eager", "sdpa", "flex", "auto"])
+    parser.add_argument("--attention", default="auto", choices=["eager", "sdpa", "flex", "auto"])
     parser.add_argument("--prompt", type=int, default=32, help="prompt tokens")
     parser.add_argument("--new", type=int, default=256, help="new tokens per generation")
     parser.add_argument("--repeats", type=int, default=3)

@@ -9,6 +9,7 @@ import torch
 
 from bloomberg_style.model import BloomForCausalLM, ModelConfig
 from bloomberg_style.model.alibi import alibi_bias, alibi_slopes
+from bloomberg_style.model.attention import decoding_impl, eager_attention, sdpa_attention
 from bloomberg_style.model.generate import greedy_generate, left_pad
 from bloomberg_style.model.kv_cache import KVCache
 from bloomberg_style.sft.generate import SamplingConfig, generate_ids
@@ -141,3 +142,19 @@ def test_cached_decoding_in_bfloat16_runs_eager_layer_scaling():
         step = model(prompt[:, :1], cache=cache)[:, -1].float()
     assert cache.keys[0].dtype == torch.bfloat16
     torch.testing.assert_close(step, full, rtol=0, atol=0.05)
+
+
+def test_sdpa_takes_decoding_biases_as_eager_does():
+    """CUDA decodes on sdpa (CPU on eager, attention.decoding_impl): the same bias shapes, the same math."""
+    model = tiny()
+    q, k, v = (torch.randn(2, TINY["num_heads"], n, 16) for n in (3, 10, 10))
+    mask = torch.ones(2, 10, dtype=torch.long)
+    mask[1, :4] = 0
+    for attention_mask in (None, mask):
+        bias = model.decoding_bias("eager", 3, 7, attention_mask, torch.float32, torch.device("cpu"))
+        assert bias.shape == ((2,) if attention_mask is not None else ()) + (TINY["num_heads"], 3, 10)
+        expected = eager_attention(q, k, v, bias, 0.0, None)
+        torch.testing.assert_close(sdpa_attention(q, k, v, bias, 0.0), expected, rtol=0, atol=1e-5)
+    assert decoding_impl("flex", torch.device("cuda")) == "sdpa"
+    assert decoding_impl("flash", torch.device("cuda")) == "sdpa"
+    assert decoding_impl("sdpa", torch.device("cpu")) == "eager"

@@ -223,6 +223,9 @@ class AttentionChoice:
 # What `auto` takes on CPU, measured with benchmarks/attention_speed.py (docs/model.md): a
 # training step (forward + backward) at the demo shapes is fastest with sdpa there.
 CPU_AUTO = "sdpa"
+# What decoding steps take on CPU: with one query per row, eager beat sdpa's CPU kernel
+# (tokens/s of benchmarks/generation_speed.py on the tiny preset, docs/model.md).
+CPU_DECODING = "eager"
 
 last_choice: AttentionChoice | None = None
 _warned: set[str] = set()
@@ -271,13 +274,16 @@ def flex_unavailable_reason(dropout_p: float) -> str | None:
     return flex_import_error()
 
 
-def decoding_impl(impl: str) -> str:
+def decoding_impl(impl: str, device: torch.device) -> str:
     """The path for attention that is not square, causal and unpadded: decoding steps against
     a KV cache (new queries, more keys) and left-padded batches. eager and sdpa take a bias of
     any shape; flash and flex hand these to sdpa (flex would recompile for every new key
     length, and flash-attn takes no padding mask). A decoding step has one query per row, so
-    its cost is reading the cache, which sdpa does as well as any kernel. A cache's first
-    forward (the prompt, unpadded) still runs the configured kernel."""
+    its cost is reading the cache; on CPU eager does that faster than sdpa's kernel (CPU_DECODING,
+    measured with benchmarks/generation_speed.py). A cache's first forward (the prompt,
+    unpadded) still runs the configured kernel."""
+    if device.type == "cpu":
+        return CPU_DECODING
     return "sdpa" if impl in ("flash", "flex") else impl
 
 

@@ -230,7 +230,7 @@ class BloomForCausalLM(nn.Module):
         impl = resolve_impl(self.config.attention_impl, x.device, x.dtype, dropout_p)
         seq, past = input_ids.shape[1], cache.length if cache is not None else 0
         if past or attention_mask is not None:  # not square-causal-unpadded: eager or sdpa
-            impl = decoding_impl(impl)
+            impl = decoding_impl(impl, x.device)
             bias = self.decoding_bias(impl, seq, past, attention_mask, x.dtype, x.device)
         else:
             bias = self.attention_bias(impl, seq, x.dtype, x.device)
