@@ -20,6 +20,22 @@ def padded_vocab(vocab_size: int, multiple: int) -> int:
     return -(-vocab_size // multiple) * multiple
 
 
+def check_shards_tokenizer(cfg: RunConfig) -> None:
+    """Shards that exist must have been encoded with the run's tokenizer (before any collective)."""
+    from bloomberg_style.data.build import tokenizer_exists
+    from bloomberg_style.data.parts import expand_prefixes
+    from bloomberg_style.data.shards import ShardTokenizerMismatch, check_shard_tokenizer
+
+    if not tokenizer_exists(cfg.data.tokenizer):
+        return  # trained from the inputs, then the shards are built with it
+    for i, d in enumerate(cfg.data.domains):
+        for prefix in expand_prefixes([d.prefix, *d.prefixes]):
+            try:
+                check_shard_tokenizer(prefix, cfg.data.tokenizer)
+            except ShardTokenizerMismatch as exc:
+                raise ConfigError(f"data.domains[{i}] ({d.name}): {exc}") from None
+
+
 def prepare_inputs(cfg: RunConfig, dist: DistInfo) -> None:
     """Rank 0 builds missing corpus/tokenizer/shards; every rank then checks it sees them."""
     from bloomberg_style.data.build import check_run_inputs, ensure_run_inputs
@@ -30,13 +46,27 @@ def prepare_inputs(cfg: RunConfig, dist: DistInfo) -> None:
     check_run_inputs(cfg.data)
 
 
-def build_model_config(cfg: RunConfig, vocab_size: int):
+def has_checkpoint(cfg: RunConfig) -> bool:
+    from bloomberg_style.training.checkpoint import find_resume_checkpoint
+
+    return find_resume_checkpoint(cfg.run_dir / "checkpoints", log=lambda *_: None) is not None
+
+
+def build_model_config(cfg: RunConfig, vocab_size: int, init_ref=None):
+    """The network: the preset (vocabulary padded to pad_vocab_to), or init_from's shape."""
     from bloomberg_style.model import ModelConfig
 
     overrides = dict(cfg.model.overrides)
     for key in ("vocab_size", "max_seq_len", "activation_checkpointing"):
         if key in overrides:
             raise ConfigError(f"model.overrides.{key} is set by the run (tokenizer / data.seq_len / train.*)")
+    if init_ref is not None:
+        from bloomberg_style.training.init_from import init_model_config
+
+        return init_model_config(
+            init_ref, overrides, vocab_size,
+            max_seq_len=cfg.data.seq_len, activation_checkpointing=cfg.train.activation_checkpointing,
+        )  # fmt: skip
     try:
         return ModelConfig.preset(
             cfg.model.preset,
@@ -87,21 +117,32 @@ def run_pretraining(cfg: RunConfig) -> dict[str, Any]:
     from bloomberg_style.data.prepare import check_inline_preparation
 
     check_inline_preparation(cfg.data, int(os.environ.get("WORLD_SIZE", "1")))  # before any collective
+    check_shards_tokenizer(cfg)
+    init_ref = None
+    if cfg.model.init_from:
+        from bloomberg_style.training.init_from import resolve_init_from
+
+        init_ref = resolve_init_from(cfg.model.init_from)
     dist = init_distributed(cfg.train.torch_threads)
     cfg.train.grad_accumulation(dist.world_size)  # batch arithmetic checked before any work
     prepare_inputs(cfg, dist)
 
+    from bloomberg_style.data.shards import load_run_tokenizer
     from bloomberg_style.data.unigram import unigram_baselines
     from bloomberg_style.model import BloomForCausalLM
     from bloomberg_style.training.build import BuiltModel, build_run
     from bloomberg_style.training.schedule import WarmupCosineSchedule
-    from tokenizer import NumericUnigramTokenizer
 
-    tok = NumericUnigramTokenizer.load(cfg.data.tokenizer)
-    model_cfg = build_model_config(cfg, tok.vocab_size)
+    tok = load_run_tokenizer(cfg.data.tokenizer)  # ours or a Hugging Face folder's
+    model_cfg = build_model_config(cfg, tok.vocab_size, init_ref)
+    start_from = init_ref if init_ref is not None and not has_checkpoint(cfg) else None
 
     def build_model() -> BuiltModel:
         model = BloomForCausalLM(model_cfg)
+        if start_from is not None:  # a resumed run loads its own checkpoint instead
+            from bloomberg_style.training.init_from import load_initial_weights
+
+            load_initial_weights(model, start_from, dist.rank)
         # Lets DeepSpeed's ds_to_universal convert our checkpoints for a new rank count / ZeRO stage.
         model.universal_checkpoint_info = {"universal_checkpoint_version": 0.4}
         return BuiltModel(model, model_cfg.to_dict(), model.num_parameters())
@@ -123,6 +164,10 @@ def run_pretraining(cfg: RunConfig) -> dict[str, Any]:
         f"{t.micro_batch_size} x {t.grad_accumulation(dist.world_size, t.global_batch_at(0))} accumulation = "
         f"{t.global_batch_at(0)} sequences x {cfg.data.seq_len} tokens per step; ZeRO {t.zero_stage}, {t.precision}"
     )
+    if start_from is not None:
+        from bloomberg_style.training.init_from import describe
+
+        run.trainer.say(describe(start_from))
     log_attention_path(cfg, run, model_cfg.attention_impl, dist)
     summary = run.fit()
     summary["num_parameters"] = num_params
