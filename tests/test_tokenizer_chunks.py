@@ -36,6 +36,19 @@ def write_sources(root: Path) -> list[str]:
     return [str(root / "fin"), str(root / "gen")]
 
 
+def array_task(task: str | int, count: int, sources: list[str], output: Path, extra: list[str]):
+    """launch/slurm/train_tokenizer.sbatch as one array task (or the merge job) would run it."""
+    import os
+
+    env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": str(REPO), "TOKENIZER_INPUTS": " ".join(sources),
+           "TOKENIZER_OUTPUT": str(output), "TOKENIZER_EXTRA": " ".join(extra)}  # fmt: skip
+    args = ["merge"] if task == "merge" else []
+    if task != "merge":
+        env.update(SLURM_ARRAY_TASK_ID=str(task), SLURM_ARRAY_TASK_COUNT=str(count), SLURM_ARRAY_TASK_MIN="0")
+    return subprocess.run(["bash", str(REPO / "launch/slurm/train_tokenizer.sbatch"), *args], env=env,
+                          capture_output=True, text=True, cwd=str(REPO), timeout=300)  # fmt: skip
+
+
 def cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "bloomberg_style.cli.main", "train-tokenizer", *args],
@@ -52,8 +65,8 @@ def test_chunk_jobs_then_merge_equal_the_single_machine_tokenizer(tmp_path):
                       show_progress=False)  # fmt: skip
 
     split = tmp_path / "split"
-    for k in reversed(range(N)):  # any order: each job is independent
-        proc = cli("--input", *sources, "--output", str(split), "--chunk-only", f"{k}/{N}", *options)
+    for k in reversed(range(N)):  # any order: each array task is its own process
+        proc = array_task(k, N, sources, split, options)
         assert proc.returncode == 0, proc.stderr
         assert f"chunk {k}/{N} written" in proc.stdout
     assert not (split / "tokenizer.json").exists()
@@ -64,7 +77,7 @@ def test_chunk_jobs_then_merge_equal_the_single_machine_tokenizer(tmp_path):
     assert proc.returncode == 2 and "missing [2]" in proc.stderr and "Traceback" not in proc.stderr
     (split / "held-back.json").rename(split / "chunks" / "chunk-001-00000.stats.json")
 
-    proc = cli("--output", str(split), "--merge-only", *options)
+    proc = array_task("merge", N, sources, split, options)
     assert proc.returncode == 0, proc.stderr
     for name in ("tokenizer.json", "merged_model.json"):
         assert (split / name).read_bytes() == (single / name).read_bytes(), name
