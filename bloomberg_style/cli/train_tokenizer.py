@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from bloomberg_style.configlib import add_flags, from_flags
 from bloomberg_style.corpus import CorpusError
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if "sweep" in stats:
         print(sweep_table(stats["sweep"]["rows"]))
     if args.chunk_only:
-        print(f"chunk {args.chunk_only} written to {args.output}/chunks/ (then run --merge-only)")
+        print(f"chunk {args.chunk_only} written to {Path(args.output) / 'chunks'} (then run --merge-only)")
         return 0
     print(f"tokenizer written to {args.output}")
     return 0
