@@ -161,6 +161,62 @@ def test_continue_pretraining_a_bpe_bloom_on_two_ranks(tmp_path, bpe_bloom):
     assert "resumed from" in out and "starting weights from model.init_from" not in out
 
 
+ZERO3_SCRIPT = """
+import sys, torch, deepspeed
+from bloomberg_style.training.distributed import init_distributed
+from bloomberg_style.training.init_from import init_model_config, load_initial_weights, read_initial_state
+from bloomberg_style.training.init_from import resolve_init_from
+from bloomberg_style.model import BloomForCausalLM
+
+dist = init_distributed(1)
+ref = resolve_init_from(sys.argv[-1])
+cfg = init_model_config(ref, {}, 1, max_seq_len=32)
+with deepspeed.zero.Init(config_dict_or_path={"train_micro_batch_size_per_gpu": 1,
+                                              "zero_optimization": {"stage": 3}}):
+    model = BloomForCausalLM(cfg)  # built partitioned: each rank holds a shard of every parameter
+params = dict(model.named_parameters())
+assert all(hasattr(p, "ds_id") for p in params.values())
+shard = max(p.ds_tensor.numel() for p in params.values())
+full = max(p.ds_numel for p in params.values())
+filled = load_initial_weights(model, ref, dist.rank)
+want = read_initial_state(ref)
+differ = []
+for name, p in params.items():
+    with deepspeed.zero.GatheredParameters([p]):
+        if not torch.equal(p.data, want[name].to(p.dtype)):
+            differ.append(name)
+print(f"rank {dist.rank}: {filled} filled, {len(differ)} differ, largest shard {shard} of {full}", flush=True)
+sys.exit(1 if differ else 0)
+"""
+
+
+@pytest.mark.slow
+def test_zero3_partitioned_model_is_filled_per_parameter(tmp_path, bpe_bloom):
+    """A model built under deepspeed.zero.Init gets init_from's weights via GatheredParameters."""
+    import subprocess
+    import sys
+
+    from bloomberg_style.training.distributed import free_port
+    from tests.conftest import launch_env
+
+    base, _ = bpe_bloom
+    script = tmp_path / "zero3_fill.py"
+    script.write_text(ZERO3_SCRIPT, encoding="utf-8")
+    cmd = [sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", "2", "--master_port",
+           str(free_port()), str(script), str(base)]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=launch_env())
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    import re
+
+    for rank in (0, 1):
+        found = re.search(rf"rank {rank}: (\d+) filled, (\d+) differ, largest shard (\d+) of (\d+)", out)
+        assert found, out[-4000:]
+        filled, differ, shard, full = (int(g) for g in found.groups())
+        assert filled > 0 and differ == 0, found.group(0)
+        assert shard < full  # really partitioned: no rank held the whole model while it was filled
+
+
 def test_larger_tokenizer_than_the_embedding_is_refused(tmp_path, bpe_bloom):
     from bloomberg_style.training.init_from import init_model_config, resolve_init_from
 
