@@ -150,6 +150,7 @@ def test_continue_pretraining_a_bpe_bloom_on_two_ranks(tmp_path, bpe_bloom):
 
     cfg = RunConfig.load(config)
     expected = transformers_step0_loss(cfg, base, tok.eod_id, 384)
+    print(f"step-0 loss: trainer {train[1]:.6f}, transformers {expected:.6f}; step 6: {train[6]:.4f}")
     assert train[1] == pytest.approx(expected, abs=1e-4)  # the step-0 batch, before any update
     assert train[6] < train[1] - 0.3
     state = json.loads((run / "checkpoints" / "step_00000006" / "trainer_state.json").read_text())
