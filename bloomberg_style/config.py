@@ -64,6 +64,10 @@ class ModelSection:
     preset: str = "tiny"
     overrides: ModelOverrides = field(default_factory=ModelOverrides)
     pad_vocab_to: int = 128  # vocab rows rounded up to a multiple of this (tokenizer size + padding)
+    # Continued pretraining: a Hugging Face BLOOM folder or one of our run/checkpoint folders whose
+    # weights (and shape, vocabulary rows included) the run starts from; "" = random init.
+    # The preset and pad_vocab_to are then not used; see docs/continued_pretraining.md.
+    init_from: str = ""
 
     def validate(self) -> None:
         if self.pad_vocab_to < 1:
@@ -73,6 +77,8 @@ class ModelSection:
                 raise ConfigError(
                     f"model.overrides.{key} is set by the run (tokenizer / data.seq_len / train.*)"
                 )
+        if not isinstance(self.init_from, str):
+            raise ConfigError(f"model.init_from must be a path (string), got {self.init_from!r}")
 
 
 @dataclass
@@ -109,7 +115,10 @@ class DomainSection:
 @dataclass
 class DataSection:
     domains: list[DomainSection] = field(default_factory=list)
-    tokenizer: str = ""  # folder with tokenizer.json; trained from the domains' inputs if absent
+    # Folder with tokenizer.json; trained from the domains' inputs if absent. Our numeric Unigram
+    # tokenizer, or any Hugging Face tokenizer folder (its eos token ends documents), e.g. the
+    # tokenizer of the model named by model.init_from.
+    tokenizer: str = ""
     tokenizer_vocab_size: int = 131072  # only used when the tokenizer has to be trained
     demo_corpus: str = ""  # if set, generate the built-in demo corpus here when absent
     demo_docs_per_domain: int = 0  # 0 = the generator's default

@@ -115,13 +115,16 @@ def file_sha256(path: Path) -> str:
 
 def tokenizer_identity(folder: str | Path) -> dict[str, Any]:
     """sha256 of tokenizer.json, its vocabulary size and end-of-document id."""
-    from tokenizer import NumericUnigramTokenizer
+    from bloomberg_style.data.shards import TokenizerFolderError, load_run_tokenizer
 
     file = Path(folder)
     file = file / "tokenizer.json" if file.is_dir() else file
     if not file.is_file():
         raise PrepareError(f"--tokenizer {folder}: no tokenizer.json there (run launch/train_tokenizer.py)")
-    tok = NumericUnigramTokenizer.load(file)  # loading starts no Rust threads; encoding would
+    try:  # ours, or any Hugging Face tokenizer folder (its eos token ends each document)
+        tok = load_run_tokenizer(file)  # loading starts no Rust threads; encoding would
+    except TokenizerFolderError as exc:
+        raise PrepareError(f"--tokenizer {folder}: {exc}") from None
     vocab, eod = int(tok.vocab_size), int(tok.eod_id)
     return {
         "path": str(file.resolve()),
@@ -253,9 +256,9 @@ def _single_core_environment() -> None:
 def _worker_init(tokenizer_path: str) -> None:
     global _WORKER_TOKENIZER
     _single_core_environment()  # before the tokenizer is used in this process
-    from tokenizer import NumericUnigramTokenizer
+    from bloomberg_style.data.shards import load_run_tokenizer
 
-    _WORKER_TOKENIZER = NumericUnigramTokenizer.load(tokenizer_path)
+    _WORKER_TOKENIZER = load_run_tokenizer(tokenizer_path)
 
 
 def normalised_text(text: str) -> str:

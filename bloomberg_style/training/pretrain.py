@@ -17,6 +17,22 @@ from bloomberg_style.training.distributed import DistInfo, init_distributed, on_
 DEMO_CONFIG = packaged("pretrain/demo.yaml")  # shipped as package data
 
 
+def check_shards_tokenizer(cfg: RunConfig) -> None:
+    """Shards that exist must have been encoded with the run's tokenizer (before any collective)."""
+    from bloomberg_style.data.build import tokenizer_exists
+    from bloomberg_style.data.parts import expand_prefixes
+    from bloomberg_style.data.shards import ShardTokenizerMismatch, check_shard_tokenizer
+
+    if not tokenizer_exists(cfg.data.tokenizer):
+        return  # trained from the inputs, then the shards are built with it
+    for i, d in enumerate(cfg.data.domains):
+        for prefix in expand_prefixes([d.prefix, *d.prefixes]):
+            try:
+                check_shard_tokenizer(prefix, cfg.data.tokenizer)
+            except ShardTokenizerMismatch as exc:
+                raise ConfigError(f"data.domains[{i}] ({d.name}): {exc}") from None
+
+
 def prepare_inputs(cfg: RunConfig, dist: DistInfo) -> None:
     """Rank 0 builds missing corpus/tokenizer/shards; every rank then checks it sees them."""
     from bloomberg_style.data.build import check_run_inputs, ensure_run_inputs
@@ -25,6 +41,26 @@ def prepare_inputs(cfg: RunConfig, dist: DistInfo) -> None:
         lambda: ensure_run_inputs(cfg.data), lambda e: ConfigError(f"preparing the run's inputs failed: {e}")
     )
     check_run_inputs(cfg.data)
+
+
+def has_checkpoint(cfg: RunConfig) -> bool:
+    from bloomberg_style.training.checkpoint import find_resume_checkpoint
+
+    return find_resume_checkpoint(cfg.run_dir / "checkpoints", log=lambda *_: None) is not None
+
+
+def build_model_config(cfg: RunConfig, vocab_size: int, init_ref=None):
+    """The network: the preset (vocabulary padded to pad_vocab_to), or init_from's shape."""
+    from bloomberg_style.model import ModelConfig
+
+    if init_ref is None:
+        return ModelConfig.from_run(cfg, vocab_size)
+    from bloomberg_style.training.init_from import init_model_config
+
+    return init_model_config(
+        init_ref, cfg.model.overrides.given(), vocab_size,
+        max_seq_len=cfg.data.seq_len, activation_checkpointing=cfg.train.activation_checkpointing,
+    )  # fmt: skip
 
 
 def train_samples_needed(cfg: RunConfig) -> int:
@@ -75,22 +111,32 @@ def run_pretraining(cfg: RunConfig, extra_evaluation: ExtraEvaluationFactory | N
     from bloomberg_style.data.prepare import check_inline_preparation
 
     check_inline_preparation(cfg.data, int(os.environ.get("WORLD_SIZE", "1")))  # before any collective
+    check_shards_tokenizer(cfg)
+    init_ref = None
+    if cfg.model.init_from:
+        from bloomberg_style.training.init_from import resolve_init_from
+
+        init_ref = resolve_init_from(cfg.model.init_from)
     dist = init_distributed(cfg.train.torch_threads)
     cfg.train.grad_accumulation(dist.world_size)  # batch arithmetic checked before any work
     prepare_inputs(cfg, dist)
 
+    from bloomberg_style.data.shards import load_run_tokenizer
     from bloomberg_style.data.unigram import unigram_baselines
-    from bloomberg_style.model import ModelConfig
     from bloomberg_style.training import engine_build
     from bloomberg_style.training.build import BuiltModel, build_run
     from bloomberg_style.training.schedule import WarmupCosineSchedule
-    from tokenizer import NumericUnigramTokenizer
 
-    tok = NumericUnigramTokenizer.load(cfg.data.tokenizer)
-    model_cfg = ModelConfig.from_run(cfg, tok.vocab_size)
+    tok = load_run_tokenizer(cfg.data.tokenizer)  # ours or a Hugging Face folder's
+    model_cfg = build_model_config(cfg, tok.vocab_size, init_ref)
+    start_from = init_ref if init_ref is not None and not has_checkpoint(cfg) else None
 
     def build_model(ds_config: dict[str, Any]) -> BuiltModel:
         model = engine_build.build_model(model_cfg, ds_config)  # partitioned from birth under ZeRO-3
+        if start_from is not None:  # a resumed run loads its own checkpoint instead
+            from bloomberg_style.training.init_from import load_initial_weights
+
+            load_initial_weights(model, start_from, dist.rank)
         return BuiltModel(model, model_cfg.to_dict(), model.num_parameters())
 
     def copy_tokenizer(run_dir: Path) -> None:  # the run folder is self-contained for export
@@ -111,6 +157,10 @@ def run_pretraining(cfg: RunConfig, extra_evaluation: ExtraEvaluationFactory | N
         f"{t.micro_batch_size} x {t.grad_accumulation(dist.world_size, t.global_batch_at(0))} accumulation = "
         f"{t.global_batch_at(0)} sequences x {cfg.data.seq_len} tokens per step; ZeRO {t.zero_stage}, {t.precision}"
     )
+    if start_from is not None:
+        from bloomberg_style.training.init_from import describe
+
+        run.trainer.say(describe(start_from))
     log_attention_path(cfg, run, model_cfg.attention_impl, dist, model_cfg.attention_dropout)
     summary = run.fit()
     summary["num_parameters"] = num_params
