@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bloomberg_style.cli.errors import command
 from bloomberg_style.configlib import add_flags, from_flags
 from bloomberg_style.corpus import CorpusError
 from bloomberg_style.evaluation.fewshot import RULES, TaskError
@@ -58,6 +59,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+@command
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser = build_parser(prog)
     options = from_flags(EvalOptions, parser.parse_args(argv))

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import sys
 
+from bloomberg_style.cli.errors import command
 
+
+@command
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     from bloomberg_style.export.folder import main as export_main
 
-    return export_main(argv)
+    return export_main(argv, prog)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
+from bloomberg_style.cli.errors import command
 from bloomberg_style.config import ConfigError, RunConfig
 from bloomberg_style.configlib import packaged
 
@@ -34,7 +36,17 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         help="override a config value, e.g. --set train.steps=100 (repeatable)",
     )
     parser.add_argument(
-        "--dry-run", action="store_true", help="print the resolved config and batch arithmetic"
+        "--dry-run",
+        action="store_true",
+        help="check everything that needs no process group (model preset, batch divisibility at the "
+        "world size, shards and their tokenizer, deepspeed_json), print the resolved config and "
+        "batch arithmetic",
+    )
+    parser.add_argument(
+        "--world-size",
+        type=int,
+        default=None,
+        help="ranks the --dry-run checks the batch arithmetic for (default: $WORLD_SIZE, else 1)",
     )
     parser.add_argument(
         "--simulate-controller",
@@ -46,7 +58,71 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def dry_run(cfg: RunConfig) -> None:
+def world_size_of(flag: int | None) -> int:
+    """--world-size, else $WORLD_SIZE (set by torchrun / deepspeed), else 1."""
+    if flag is not None:
+        value, where = flag, "--world-size"
+    else:
+        raw, where = os.environ.get("WORLD_SIZE", "1"), "WORLD_SIZE"
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{where}={raw!r} is not an integer") from None
+    if value < 1:
+        raise ConfigError(f"{where} must be >= 1, got {value}")
+    return value
+
+
+def dry_run_checks(cfg: RunConfig, world_size: int) -> list[str]:
+    """Every check a run makes before its process group: ConfigError (or ShardError) naming the
+    field or file on the first failure; else one line per check that passed."""
+    from bloomberg_style.data.build import check_run_shards, tokenizer_exists
+    from bloomberg_style.data.parts import parts_ready
+    from bloomberg_style.data.prepare import check_inline_preparation
+    from bloomberg_style.training.deepspeed_config import build_deepspeed_config
+    from bloomberg_style.training.pretrain import build_model_config
+
+    done = []
+    have_tokenizer = tokenizer_exists(cfg.data.tokenizer)
+    if have_tokenizer:
+        from tokenizer import NumericUnigramTokenizer
+
+        vocab = NumericUnigramTokenizer.load(cfg.data.tokenizer).vocab_size  # truncated: names the file
+    else:
+        vocab = cfg.data.tokenizer_vocab_size
+    model = build_model_config(cfg, vocab)  # unknown preset or bad overrides: ConfigError naming model.*
+    done.append(
+        f"model: preset {cfg.model.preset!r} builds ({model.num_layers} layers, vocab {model.vocab_size})"
+    )
+    ds = build_deepspeed_config(cfg, world_size, "cuda")  # divisibility, shard groups, deepspeed_json
+    done.append(
+        f"batch: {ds['train_batch_size']} sequences = {cfg.train.micro_batch_size} x {world_size} ranks x "
+        f"{ds['gradient_accumulation_steps']} accumulation"
+        + (f"; {cfg.train.deepspeed_json} merges cleanly" if cfg.train.deepspeed_json else "")
+    )
+    check_inline_preparation(cfg.data, world_size)
+    missing = [d for d in cfg.data.domains if not parts_ready([d.prefix, *d.prefixes])]
+    for d in missing:
+        if not d.inputs:
+            raise ConfigError(
+                f"data.domains[{d.name}].prefix: no token shard at {d.prefix} (.bin/.idx, a manifest or a "
+                "glob match) and no inputs to build it from; run launch/prepare_data.py"
+            )
+    if not have_tokenizer and len(missing) != len(cfg.data.domains):
+        raise ConfigError(
+            f"data.tokenizer: no tokenizer.json in {cfg.data.tokenizer}, but shards exist: they were made "
+            "with some other tokenizer; point data.tokenizer at it"
+        )
+    if have_tokenizer:
+        check_run_shards(cfg.data, log=lambda message: print(f"warning: {message}", file=sys.stderr))
+        done.append(f"shards: present, whole and made with {cfg.data.tokenizer}")
+    if missing:
+        done.append(f"shards: {', '.join(d.name for d in missing)} will be built from their inputs")
+    return done
+
+
+def dry_run(cfg: RunConfig, world_size: int = 1) -> None:
+    checks = dry_run_checks(cfg, world_size)
     print(cfg.to_yaml())
     t = cfg.train
     arithmetic = {
@@ -58,29 +134,24 @@ def dry_run(cfg: RunConfig) -> None:
     from bloomberg_style.training.eval_budget import describe
 
     print(describe(cfg))
+    for line in checks:
+        print(f"checked {line}")
 
 
+@command
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args = build_parser(prog).parse_args(argv)
-    try:
-        cfg = RunConfig.load(args.config, args.set)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    cfg = RunConfig.load(args.config, args.set)  # ConfigError: exit 2 through @command
     if args.simulate_controller:
         from bloomberg_style.controllers.simulate import main as simulate_main
 
         return simulate_main(cfg, args.simulate_controller)
     if args.dry_run:
-        dry_run(cfg)
+        dry_run(cfg, world_size_of(args.world_size))
         return 0
     from bloomberg_style.training.pretrain import run_pretraining
 
-    try:
-        summary = run_pretraining(cfg)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    summary = run_pretraining(cfg)
     return int(summary.get("exit_code", 0))
 
 

@@ -39,6 +39,17 @@ def find_tokenizer(step_dir: Path, tokenizer: str | Path | None = None) -> Path:
     return folder
 
 
+def check_output(output: str | Path, overwrite: bool) -> None:
+    """Refuse to write into an existing file, or a non-empty folder unless `overwrite`."""
+    out = Path(output)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--output {out} is an existing file, not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(
+            f"--output {out} exists and is not empty: pass --overwrite to replace its files"
+        )
+
+
 def special_token_ids(tokenizer_dir: Path) -> dict[str, int]:
     """eos/bos token ids named in tokenizer_config.json, looked up in tokenizer.json; pad = eos."""
     from tokenizers import Tokenizer
@@ -66,8 +77,13 @@ def export_hf(
     output: str | Path,
     dtype: torch.dtype | None = None,
     tokenizer: str | Path | None = None,
+    overwrite: bool = False,
 ) -> Path:
-    """Write a Hugging Face BLOOM folder (weights, config, tokenizer) from one of our checkpoints."""
+    """Write a Hugging Face BLOOM folder (weights, config, tokenizer) from one of our checkpoints.
+
+    An existing non-empty `output` is refused unless `overwrite` (someone's earlier export).
+    """
+    check_output(output, overwrite)
     step_dir = resolve_checkpoint(checkpoint)
     tokenizer_dir = find_tokenizer(step_dir, tokenizer)  # fail before gathering shards
     special = special_token_ids(tokenizer_dir)
@@ -84,9 +100,9 @@ def export_hf(
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description="Export one of our checkpoints as a Hugging Face BLOOM folder."
+        prog=prog, description="Export one of our checkpoints as a Hugging Face BLOOM folder."
     )
     parser.add_argument("--checkpoint", required=True, help="run folder, RUN/checkpoints or a step_* folder")
     parser.add_argument("--output", required=True, help="folder to write (created)")
@@ -94,7 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         "--dtype", choices=sorted(DTYPES), default=None, help="weights dtype (default: float32)"
     )
     parser.add_argument("--tokenizer", default=None, help="tokenizer folder (default: RUN/tokenizer)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="write into an existing, non-empty --output folder"
+    )
     args = parser.parse_args(argv)
-    out = export_hf(args.checkpoint, args.output, DTYPES.get(args.dtype), args.tokenizer)
+    out = export_hf(args.checkpoint, args.output, DTYPES.get(args.dtype), args.tokenizer, args.overwrite)
     print(f"wrote {out} (config.json, model.safetensors, tokenizer)")
     return 0
