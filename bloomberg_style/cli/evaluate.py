@@ -42,9 +42,10 @@ HELP = {
 }
 SPECIAL = {
     "checkpoint": {"required": True},
-    "data": {"nargs": "+", "metavar": "NAME=PREFIX"},
-    "text": {"nargs": "+", "metavar": "NAME=PATH"},
-    "tasks": {"nargs": "+", "metavar": "FILE.jsonl"},
+    # "extend": `--text a=X --text b=Y` scores both (a plain nargs flag keeps only the last)
+    "data": {"nargs": "+", "action": "extend", "metavar": "NAME=PREFIX"},
+    "text": {"nargs": "+", "action": "extend", "metavar": "NAME=PATH"},
+    "tasks": {"nargs": "+", "action": "extend", "metavar": "FILE.jsonl"},
     "rule": {"choices": RULES},
     "split": {"choices": ("valid", "all")},
     "dtype": {"choices": DTYPES},
