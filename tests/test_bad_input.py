@@ -166,7 +166,18 @@ ROWS = [
         "clash.json: train_batch_size=64 contradicts the run config",
         {},
     ),  # fmt: skip
-    ("shard-missing", pretrain("data.domains.0.prefix={root}/nowhere/fin"), "no token shard at", {}),
+    (
+        "shard-missing",
+        pretrain("data.domains.0.prefix={root}/nowhere/fin", extra=("--world-size", "1")),
+        "no token shard at {root}/nowhere/fin",
+        {},
+    ),  # fmt: skip
+    (
+        "shard-missing-env",
+        pretrain("data.domains.0.prefix={root}/nowhere/fin"),
+        "no token shard at",
+        {"WORLD_SIZE": "1"},
+    ),
     (
         "shard-other-tokenizer",
         pretrain("data.domains.0.prefix={shards}/other"),
@@ -310,6 +321,16 @@ def test_command_row(row, world, capsys, monkeypatch):
     assert code == 2, f"exit {code}, stderr:\n{err}"
     assert fill([message], world)[0] in err, err
     assert "Traceback" not in err
+
+
+def test_dry_run_without_a_world_size_is_a_plan(world, capsys, monkeypatch):
+    """No --world-size / WORLD_SIZE (the paper config checked on a laptop): absent shards warn."""
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    argv = fill(pretrain("data.domains.0.prefix={root}/nowhere/fin"), world)
+    assert run_main(argv) == 0
+    captured = capsys.readouterr()
+    assert "warning: data.domains[fin].prefix: no token shard at" in captured.err
+    assert "give --world-size N or WORLD_SIZE" in captured.out
 
 
 def test_the_valid_config_passes_dry_run(world, capsys, monkeypatch):

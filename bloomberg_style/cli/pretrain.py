@@ -8,6 +8,7 @@ bloomberg-style pretrain --config ... --set train.steps=100 --dry-run
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -58,12 +59,14 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def world_size_of(flag: int | None) -> int:
-    """--world-size, else $WORLD_SIZE (set by torchrun / deepspeed), else 1."""
+def world_size_of(flag: int | None) -> int | None:
+    """--world-size, else $WORLD_SIZE (set by torchrun / deepspeed), else None (not configured)."""
     if flag is not None:
         value, where = flag, "--world-size"
     else:
-        raw, where = os.environ.get("WORLD_SIZE", "1"), "WORLD_SIZE"
+        raw, where = os.environ.get("WORLD_SIZE"), "WORLD_SIZE"
+        if raw is None:
+            return None
         try:
             value = int(raw)
         except ValueError:
@@ -73,9 +76,16 @@ def world_size_of(flag: int | None) -> int:
     return value
 
 
-def dry_run_checks(cfg: RunConfig, world_size: int) -> list[str]:
+def dry_run_checks(cfg: RunConfig, world_size: int | None, warn=None) -> list[str]:
     """Every check a run makes before its process group: ConfigError (or ShardError) naming the
-    field or file on the first failure; else one line per check that passed."""
+    field or file on the first failure; else one line per check that passed.
+
+    With a world size (--world-size or WORLD_SIZE) this is the pre-flight check of the machine
+    that will run: the batch must divide at that size and every shard must be here. Without
+    one it is a plan made elsewhere (the paper config on a laptop): divisibility is checked
+    for one rank only and absent shards are warnings; files that are here are always checked.
+    """
+    warn = warn or (lambda message: print(f"warning: {message}", file=sys.stderr))
     from bloomberg_style.data.build import check_run_shards, tokenizer_exists
     from bloomberg_style.data.parts import parts_ready
     from bloomberg_style.data.prepare import check_inline_preparation
@@ -94,34 +104,44 @@ def dry_run_checks(cfg: RunConfig, world_size: int) -> list[str]:
     done.append(
         f"model: preset {cfg.model.preset!r} builds ({model.num_layers} layers, vocab {model.vocab_size})"
     )
-    ds = build_deepspeed_config(cfg, world_size, "cuda")  # divisibility, shard groups, deepspeed_json
+    if world_size is None:
+        planned = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, shard_group_size=0))
+        ds = build_deepspeed_config(planned, 1, "cuda")  # micro-batch divisibility, deepspeed_json
+        where = "1 rank (give --world-size N or WORLD_SIZE to check at the run's size)"
+    else:
+        ds = build_deepspeed_config(cfg, world_size, "cuda")  # divisibility, shard groups, deepspeed_json
+        where = f"{world_size} ranks"
     done.append(
-        f"batch: {ds['train_batch_size']} sequences = {cfg.train.micro_batch_size} x {world_size} ranks x "
+        f"batch: {ds['train_batch_size']} sequences = {cfg.train.micro_batch_size} x {where} x "
         f"{ds['gradient_accumulation_steps']} accumulation"
         + (f"; {cfg.train.deepspeed_json} merges cleanly" if cfg.train.deepspeed_json else "")
     )
-    check_inline_preparation(cfg.data, world_size)
+    check_inline_preparation(cfg.data, world_size or 1)
     missing = [d for d in cfg.data.domains if not parts_ready([d.prefix, *d.prefixes])]
     for d in missing:
         if not d.inputs:
-            raise ConfigError(
+            message = (
                 f"data.domains[{d.name}].prefix: no token shard at {d.prefix} (.bin/.idx, a manifest or a "
                 "glob match) and no inputs to build it from; run launch/prepare_data.py"
             )
-    if not have_tokenizer and len(missing) != len(cfg.data.domains):
+            if world_size is not None:
+                raise ConfigError(message)
+            warn(f"{message} (an error with --world-size / WORLD_SIZE: the run would stop there)")
+    if not have_tokenizer and len(missing) != len(cfg.data.domains):  # shards here, made with what?
         raise ConfigError(
             f"data.tokenizer: no tokenizer.json in {cfg.data.tokenizer}, but shards exist: they were made "
             "with some other tokenizer; point data.tokenizer at it"
         )
     if have_tokenizer:
-        check_run_shards(cfg.data, log=lambda message: print(f"warning: {message}", file=sys.stderr))
-        done.append(f"shards: present, whole and made with {cfg.data.tokenizer}")
-    if missing:
-        done.append(f"shards: {', '.join(d.name for d in missing)} will be built from their inputs")
+        check_run_shards(cfg.data, log=warn)
+        done.append(f"shards that are here: whole and made with {cfg.data.tokenizer}")
+    built = [d.name for d in missing if d.inputs]
+    if built:
+        done.append(f"shards: {', '.join(built)} will be built from their inputs")
     return done
 
 
-def dry_run(cfg: RunConfig, world_size: int = 1) -> None:
+def dry_run(cfg: RunConfig, world_size: int | None = None) -> None:
     checks = dry_run_checks(cfg, world_size)
     print(cfg.to_yaml())
     t = cfg.train

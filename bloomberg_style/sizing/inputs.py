@@ -69,9 +69,6 @@ class SizingInputs:
 
     def validate(self) -> tuple[ComputeBudget, DataMix]:
         """Check every field (ValueError naming it); return the budget and the data mix."""
-        check_number("gpu_hours", self.gpu_hours, high=MAX_GPU_HOURS)
-        for name, count in (self.tokens or {}).items():
-            check_number(f"tokens[{name}]", count, high=MAX_TOKENS)
         budget = compute_budget(
             self.gpu_hours,
             self.gpu,
@@ -81,6 +78,9 @@ class SizingInputs:
             recompute_factor=self.recompute_factor,
             buffer=self.buffer,
         )
+        check_number("gpu_hours", self.gpu_hours, high=MAX_GPU_HOURS)  # after compute_budget's own checks
+        for name, count in (self.tokens or {}).items():
+            check_number(f"tokens[{name}]", count, low_open=False, high=MAX_TOKENS)
         mix = data_mix(self.tokens, self.min_share, self.epochs)
         if self.approach not in APPROACHES:
             raise ValueError(f"unknown approach {self.approach!r}; known approaches: {', '.join(APPROACHES)}")
