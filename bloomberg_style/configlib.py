@@ -234,6 +234,17 @@ def coerce(hint: Any, value: Any, where: str) -> Any:
 
 
 # ---- command-line flags from the same dataclasses -------------------------------------
+def finite_float(text: str) -> float:
+    """argparse type for float flags: float() also reads "inf" and "nan", which no setting means."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
 def flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
 
@@ -271,7 +282,7 @@ def add_flags(
         else:
             kwargs["default"] = default
             if hint in (int, float, str):
-                kwargs["type"] = hint
+                kwargs["type"] = finite_float if hint is float else hint
         kwargs.update(extra)
         group.add_argument(flag, **kwargs)
 

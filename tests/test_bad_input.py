@@ -241,8 +241,18 @@ ROWS = [
         "gpu_hours must be in (0, 1e+10]",
         {},
     ),
-    ("sizing-gpu-hours-inf", ["scaling-law", "--gpu-hours", "inf"], "gpu_hours must be a finite number", {}),
-    ("sizing-gpu-hours-nan", ["scaling-law", "--gpu-hours", "nan"], "gpu_hours must be a finite number", {}),
+    (
+        "sizing-gpu-hours-inf",
+        ["scaling-law", "--gpu-hours", "inf"],
+        "--gpu-hours: expected a finite number",
+        {},
+    ),
+    (
+        "sizing-gpu-hours-nan",
+        ["scaling-law", "--gpu-hours", "nan"],
+        "--gpu-hours: expected a finite number",
+        {},
+    ),
     ("sizing-layers-100000", ["scaling-law", "--layers", "100000"], "layers must be <= 1,000", {}),
     ("sizing-heads-huge", ["scaling-law", "--heads", "10000000"], "heads must be <=", {}),
     ("sizing-tokens-1e300", ["scaling-law", "--tokens", "a=1e300"], "tokens[a] must be in", {}),
@@ -292,6 +302,29 @@ ROWS = [
         "cut_tok/tokenizer.json",
         {},
     ),  # fmt: skip
+    # ---- the other commands' numbers and paths --------------------------------------------
+    ("sft-lr-inf", ["sft", "--dry-run", "--set", "stages.0.lr=.inf"], "stages[0].lr", {}),
+    ("sft-recipe-missing", ["sft", "--recipe", "{root}/nope.yaml", "--dry-run"], "{root}/nope.yaml", {}),
+    (
+        "chat-temperature-nan",
+        ["chat", "--model", "{root}", "--temperature", "nan"],
+        "--temperature: expected a finite number",
+        {},
+    ),  # fmt: skip
+    (
+        "chat-model-missing",
+        ["chat", "--model", "{root}/nope", "--prompt", "hi"],
+        "{root}/nope does not exist",
+        {},
+    ),
+    (
+        "eval-valid-fraction-nan",
+        ["evaluate", "--checkpoint", "{root}", "--valid-fraction", "nan"],
+        "--valid-fraction: expected a finite number",
+        {},
+    ),  # fmt: skip
+    ("ladder-seq-len-zero", ["model-ladder", "--seq-len", "0"], "--seq-len must be positive", {}),
+    ("ladder-preset-unknown", ["model-ladder", "--preset", "nope"], "unknown preset 'nope'", {}),
     ("unknown-command", ["pretrian"], "unknown command 'pretrian'", {}),
 ]
 
