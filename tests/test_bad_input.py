@@ -303,7 +303,12 @@ ROWS = [
         {},
     ),  # fmt: skip
     # ---- the other commands' numbers and paths --------------------------------------------
-    ("sft-lr-inf", ["sft", "--dry-run", "--set", "stages.0.lr=.inf"], "stages[0].lr", {}),
+    (
+        "sft-lr-inf",
+        ["sft", "--dry-run", "--set", "stages.0.lr=.inf"],
+        "expected a finite number, got inf",
+        {},
+    ),
     ("sft-recipe-missing", ["sft", "--recipe", "{root}/nope.yaml", "--dry-run"], "{root}/nope.yaml", {}),
     (
         "chat-temperature-nan",
@@ -384,6 +389,11 @@ API_ROWS = [
     ("tokenizer-load-truncated", lambda w: _tok(w["cut_tok"]), "cut_tok/tokenizer.json: not a readable"),
     ("read-shard-idx-truncated", lambda w: _read(w["shards"] / "short_idx"), "short_idx.idx"),
     ("read-shard-bin-truncated", lambda w: _read(w["shards"] / "short_bin"), "short_bin.bin: "),
+    (
+        "export-tokenizer-truncated",
+        lambda w: _special_ids(w["cut_tok"]),
+        "cut_tok/tokenizer.json: not a readable",
+    ),
     ("trainer-shard-other-tokenizer", lambda w: _trainer_check(w, "other"), "made with another tokenizer"),
     ("trainer-shard-old-stats", lambda w: _trainer_check(w, "old"), "300-token tokenizer"),
 ]
@@ -393,6 +403,12 @@ def _tok(folder):
     from tokenizer import NumericUnigramTokenizer
 
     return NumericUnigramTokenizer.load(folder)
+
+
+def _special_ids(folder):
+    from bloomberg_style.export.folder import special_token_ids
+
+    return special_token_ids(folder)
 
 
 def _read(prefix):

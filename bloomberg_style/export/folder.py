@@ -55,8 +55,14 @@ def special_token_ids(tokenizer_dir: Path) -> dict[str, int]:
     from tokenizers import Tokenizer
 
     config_file = tokenizer_dir / "tokenizer_config.json"
-    config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
-    backend = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{config_file}: not valid JSON ({err})") from None
+    try:
+        backend = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
+    except Exception as err:  # tokenizers raises a bare Exception ("EOF while parsing ...")
+        raise ValueError(f"{tokenizer_dir / 'tokenizer.json'}: not a readable tokenizer ({err})") from None
     ids: dict[str, int] = {}
     for role in ("eos", "bos"):
         token = config.get(f"{role}_token")
