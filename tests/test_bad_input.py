@@ -464,7 +464,7 @@ def test_debug_shows_the_traceback(world, capsys, monkeypatch):
     """--debug (or BLOOMBERG_STYLE_DEBUG=1) lets the exception through, traceback and all."""
     from bloomberg_style.configlib import ConfigError
 
-    monkeypatch.delenv("BLOOMBERG_STYLE_DEBUG", raising=False)
+    monkeypatch.setenv("BLOOMBERG_STYLE_DEBUG", "0")  # restored after the test: --debug sets it to 1
     with pytest.raises(ConfigError, match="optim.lr"):
         run_main(fill(pretrain("optim.lr=.inf", extra=("--debug",)), world))
     monkeypatch.setenv("BLOOMBERG_STYLE_DEBUG", "1")
@@ -513,9 +513,11 @@ SHIM_ROWS = [
 @pytest.mark.parametrize("row", SHIM_ROWS, ids=[r[0] for r in SHIM_ROWS])
 def test_launch_shim_row(row, world):
     script, argv, message = row
+    env = launch_env()
+    env.pop("BLOOMBERG_STYLE_DEBUG", None)
     proc = subprocess.run(
         [sys.executable, str(REPO / "launch" / script), *fill(argv, world)],
-        capture_output=True, text=True, timeout=300, env=launch_env(), cwd=str(REPO),
+        capture_output=True, text=True, timeout=300, env=env, cwd=str(REPO),
     )  # fmt: skip
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
