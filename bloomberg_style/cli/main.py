@@ -23,6 +23,11 @@ COMMANDS = {
 def usage() -> str:
     lines = ["usage: bloomberg-style COMMAND [ARGS...]   (bloomberg-style COMMAND --help)", "", "commands:"]
     lines += [f"  {name:<16} {about}" for name, (_, about) in COMMANDS.items()]
+    lines += [
+        "",
+        "Bad input exits with code 2 and one error line; add --debug (or set",
+        "BLOOMBERG_STYLE_DEBUG=1) to any command to see the traceback.",
+    ]
     return "\n".join(lines)
 
 

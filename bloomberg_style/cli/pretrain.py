@@ -47,7 +47,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "--world-size",
         type=int,
         default=None,
-        help="ranks the --dry-run checks the batch arithmetic for (default: $WORLD_SIZE, else 1)",
+        help="ranks the --dry-run checks batch divisibility and shard presence for (default: $WORLD_SIZE; "
+        "without either, a plan: one rank, absent shards only warn)",
     )
     parser.add_argument(
         "--simulate-controller",
