@@ -24,6 +24,12 @@ from bloomberg_style.configlib import ConfigError, apply_override, from_dict, lo
 __all__ = ["ConfigError", "RunConfig", "apply_override"]
 
 
+# Longest data.seq_len accepted. The paper trains at 2,048; eager attention holds
+# micro_batch x heads x seq_len^2 scores per layer (100,000 tokens, 40 heads: 1.6 TB in FP32),
+# so a longer context is almost always a typo. Raise it here if you mean it.
+MAX_SEQ_LEN = 32_768
+
+
 @dataclass
 class ModelOverrides:
     """Fields of model/config.py's ModelConfig that a run sets over its preset; None = the preset's.
@@ -138,13 +144,16 @@ class DataSection:
             raise ConfigError(f"data.domains has repeated names: {names}")
         if not self.tokenizer:
             raise ConfigError("data.tokenizer is empty: give the tokenizer folder")
-        if self.seq_len < 8:
-            raise ConfigError(f"data.seq_len must be >= 8, got {self.seq_len}")
+        if not 8 <= self.seq_len <= MAX_SEQ_LEN:
+            raise ConfigError(
+                f"data.seq_len must be in [8, {MAX_SEQ_LEN}], got {self.seq_len} (attention memory grows "
+                f"with seq_len^2; the paper used 2048; config.MAX_SEQ_LEN is the cap)"
+            )
         if not 0.0 < self.valid_fraction < 0.5:
             raise ConfigError(f"data.valid_fraction must be in (0, 0.5), got {self.valid_fraction}")
-        if self.tokenizer_vocab_size < 300:
+        if not 300 <= self.tokenizer_vocab_size <= 1 << 24:
             raise ConfigError(
-                f"data.tokenizer_vocab_size must be >= 300 (256 bytes + specials), got {self.tokenizer_vocab_size}"
+                f"data.tokenizer_vocab_size must be in [300, 2^24] (256 bytes + specials), got {self.tokenizer_vocab_size}"
             )
 
 
@@ -162,14 +171,16 @@ class OptimSection:
     grad_clip: float = 0.3
 
     def validate(self) -> None:
-        if not self.lr > 0:
-            raise ConfigError(f"optim.lr must be > 0, got {self.lr}")
+        if not 0 < self.lr <= 1:
+            raise ConfigError(f"optim.lr must be > 0 and at most 1, got {self.lr} (the paper: 6e-5)")
         if not 0 <= self.min_lr <= self.lr:
             raise ConfigError(f"optim.min_lr must be in [0, optim.lr={self.lr}], got {self.min_lr}")
         if self.warmup_steps < 0 or self.decay_steps < 0:
             raise ConfigError("optim.warmup_steps and optim.decay_steps must be >= 0")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ConfigError(f"optim.betas must be two numbers in [0, 1), got {self.betas}")
+        if not 0 < self.eps < 1:
+            raise ConfigError(f"optim.eps must be in (0, 1), got {self.eps}")
         if self.weight_decay < 0:
             raise ConfigError(f"optim.weight_decay must be >= 0, got {self.weight_decay}")
         if self.grad_clip < 0:
@@ -235,6 +246,14 @@ class TrainSection:
             raise ConfigError(f"train.exit_at_step must be >= 0, got {self.exit_at_step}")
         if self.eval_samples < 0:
             raise ConfigError(f"train.eval_samples must be >= 0, got {self.eval_samples}")
+        if self.peak_tflops < 0:
+            raise ConfigError(
+                f"train.peak_tflops must be >= 0 (0 = look the device up), got {self.peak_tflops}"
+            )
+        if self.torch_threads < 0:
+            raise ConfigError(
+                f"train.torch_threads must be >= 0 (0 = cores / ranks), got {self.torch_threads}"
+            )
         if self.eval_tokens < 0:
             raise ConfigError(f"train.eval_tokens must be >= 0 (0 = no cap), got {self.eval_tokens}")
         last = -1
@@ -439,6 +458,12 @@ class EvalSection:
             raise ConfigError(f"eval.tasks: no such file(s) {missing}")
 
 
+def check_run_name(name: str) -> None:
+    """`name` must be one folder inside output_dir: `..`, `a/b` or an absolute path would write elsewhere."""
+    if not name or name in (".", "..") or any(sep in name for sep in ("/", "\\")) or "\0" in name:
+        raise ConfigError(f"name must be a plain folder name inside output_dir, got {name!r}")
+
+
 RUNTIME_ONLY = (("train", "exit_at_step"), ("train", "torch_threads"), ("logging", "progress"),
                 *(("faults", f"hang_{k}") for k in ("watchdog", "timeout_s", "factor", "floor_s",
                                                    "warmup_steps", "startup_s")))  # fmt: skip
@@ -462,8 +487,7 @@ class RunConfig:
         return Path(self.output_dir) / self.name
 
     def validate(self) -> RunConfig:
-        if not self.name or "/" in self.name:
-            raise ConfigError(f"name must be a non-empty folder name, got {self.name!r}")
+        check_run_name(self.name)
         for section in (
             self.model,
             self.data,

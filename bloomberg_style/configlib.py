@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import re
 import types
 from dataclasses import fields
@@ -194,7 +195,11 @@ def coerce(hint: Any, value: Any, where: str) -> Any:
             raise _field_error(where, f"expected a list, got {value!r}")
         if len(hint.__args__) == 2 and hint.__args__[1] is Ellipsis:  # tuple[X, ...]
             return tuple(coerce(hint.__args__[0], v, f"{where}[{i}]") for i, v in enumerate(value))
-        return tuple(coerce(t, v, where) for t, v in zip(hint.__args__, value))
+        if len(value) != len(hint.__args__):  # zip would cut three betas to two without a word
+            raise _field_error(
+                where, f"expected exactly {len(hint.__args__)} values, got {len(value)}: {value!r}"
+            )
+        return tuple(coerce(t, v, f"{where}[{i}]") for i, (t, v) in enumerate(zip(hint.__args__, value)))
     if origin is dict:
         if not isinstance(value, dict):
             raise _field_error(where, f"expected a mapping, got {value!r}")
@@ -213,11 +218,13 @@ def coerce(hint: Any, value: Any, where: str) -> Any:
     if hint is float:
         if isinstance(value, str):  # PyYAML reads 6e-5 (no dot) as a string
             try:
-                return float(value)
+                value = float(value)
             except ValueError:
                 raise _field_error(where, f"expected a number, got {value!r}") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _field_error(where, f"expected a number, got {value!r}")
+        if not math.isfinite(value):  # .inf / .nan: no setting means "infinite"; it would train NaN
+            raise _field_error(where, f"expected a finite number, got {value!r}")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
@@ -231,6 +238,17 @@ def add_set_flag(parser: argparse.ArgumentParser, example: str = "train.steps=10
     """The repeatable `--set KEY=VALUE` of every command that reads a config file (apply_override)."""
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help=f"override a config value, e.g. --set {example} (repeatable)")  # fmt: skip
+
+
+def finite_float(text: str) -> float:
+    """argparse type for float flags: float() also reads "inf" and "nan", which no setting means."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
 
 
 def flag_name(name: str) -> str:
@@ -270,7 +288,7 @@ def add_flags(
         else:
             kwargs["default"] = default
             if hint in (int, float, str):
-                kwargs["type"] = hint
+                kwargs["type"] = finite_float if hint is float else hint
         kwargs.update(extra)
         group.add_argument(flag, **kwargs)
 

@@ -244,7 +244,7 @@ def test_shards_of_another_tokenizer_are_refused(tmp_path, bpe_bloom, demo_token
         [str(write_corpus(tmp_path / "corpus", n=20))], demo_tokenizer_dir, prefix, progress=False
     )
     check_shard_tokenizer(prefix, demo_tokenizer_dir)  # its own tokenizer: fine
-    with pytest.raises(ShardTokenizerMismatch, match=f"shard {prefix} was encoded with tokenizer sha256"):
+    with pytest.raises(ShardTokenizerMismatch, match="was made with another tokenizer"):
         check_shard_tokenizer(prefix, base)
 
     proc = run_script("pretrain.py", ["--config", str(run_yaml(tmp_path, base, str(prefix)))])

@@ -28,6 +28,7 @@ from __future__ import annotations
 import codecs
 import json
 import math
+import operator
 import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -88,6 +89,16 @@ def check_model(model: UnigramModel) -> None:
     missing = [b for b, s in enumerate(BYTE_SYMBOLS) if s not in seen]
     if missing:
         raise ValueError(f"model lacks {len(missing)} byte symbols, e.g. bytes {missing[:5]}")
+
+
+def _token_id(value: Any) -> int:
+    """An id as int; int(3.5) would quietly read id 3, so only integer types pass (no bools)."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        return operator.index(value)
+    except TypeError:
+        raise ValueError(f"token id {value!r} is not an integer ({type(value).__name__})") from None
 
 
 class NumericUnigramTokenizer:
@@ -164,7 +175,12 @@ class NumericUnigramTokenizer:
             file = file / "tokenizer.json"
         if not file.is_file():
             raise FileNotFoundError(f"no tokenizer file at {file}")
-        backend = Tokenizer.from_file(str(file))
+        try:
+            backend = Tokenizer.from_file(str(file))
+        except Exception as err:  # tokenizers raises a bare Exception ("EOF while parsing ...")
+            raise ValueError(
+                f"{file}: not a readable tokenizer.json ({err}); truncated or not a tokenizer?"
+            ) from None
         spec = json.loads(backend.to_str())
         if spec["model"]["type"] != "Unigram":
             raise ValueError(f"{file}: model is {spec['model']['type']}, expected Unigram")
@@ -222,7 +238,7 @@ class NumericUnigramTokenizer:
         the byte form of a lone surrogate too): use it for model output that
         will be printed, since a str holding a surrogate cannot be written as UTF-8.
         """
-        ids = [int(i) for i in ids]
+        ids = [_token_id(i) for i in ids]
         if ids and not (min(ids) >= 0 and max(ids) < self.vocab_size):
             bad = next(i for i in ids if not 0 <= i < self.vocab_size)
             raise ValueError(f"token id {bad} outside the vocabulary [0, {self.vocab_size})")

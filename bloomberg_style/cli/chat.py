@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bloomberg_style.cli.errors import command
 from bloomberg_style.configlib import add_flags, from_flags
 from bloomberg_style.sft.generate import SamplingConfig
 
@@ -23,6 +24,7 @@ SAMPLING_HELP = {
 }
 
 
+@command
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser = argparse.ArgumentParser(prog=prog, description="Chat with a tuned model (streamed, multi-turn).")
     parser.add_argument(

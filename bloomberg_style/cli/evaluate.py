@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bloomberg_style.cli.errors import command
 from bloomberg_style.configlib import add_flags, from_flags
 from bloomberg_style.corpus import CorpusError
 from bloomberg_style.evaluation.fewshot import RULES, TaskError
@@ -42,9 +43,10 @@ HELP = {
 }
 SPECIAL = {
     "checkpoint": {"required": True},
-    "data": {"nargs": "+", "metavar": "NAME=PREFIX"},
-    "text": {"nargs": "+", "metavar": "NAME=PATH"},
-    "tasks": {"nargs": "+", "metavar": "FILE.jsonl"},
+    # "extend": `--text a=X --text b=Y` scores both (a plain nargs flag keeps only the last)
+    "data": {"nargs": "+", "action": "extend", "metavar": "NAME=PREFIX"},
+    "text": {"nargs": "+", "action": "extend", "metavar": "NAME=PATH"},
+    "tasks": {"nargs": "+", "action": "extend", "metavar": "FILE.jsonl"},
     "rule": {"choices": RULES},
     "split": {"choices": ("valid", "all")},
     "dtype": {"choices": DTYPES},
@@ -92,6 +94,7 @@ def convert_main(argv: list[str], prog: str | None = None) -> int:
     return 0
 
 
+@command
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if "--convert" in argv:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bloomberg_style.cli.errors import command
 from bloomberg_style.configlib import add_flags, from_flags
 
 HELP = {
@@ -17,9 +18,11 @@ HELP = {
     "output": "folder to write (created)",
     "dtype": "weights dtype (default: float32)",
     "tokenizer": "tokenizer folder (default: RUN/tokenizer)",
+    "overwrite": "write into an existing, non-empty --output folder",
 }
 
 
+@command
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     from bloomberg_style.export.folder import DTYPE_NAMES, ExportOptions
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from bloomberg_style.cli.errors import command
+
 COMMANDS = {
     "pretrain": ("pretrain", "pretrain a BLOOM model with DeepSpeed (no arguments: the CPU demo)"),
     "train-tokenizer": ("train_tokenizer", "train the numeric-aware Unigram tokenizer, split and merge"),
@@ -21,10 +23,16 @@ COMMANDS = {
 def usage() -> str:
     lines = ["usage: bloomberg-style COMMAND [ARGS...]   (bloomberg-style COMMAND --help)", "", "commands:"]
     lines += [f"  {name:<16} {about}" for name, (_, about) in COMMANDS.items()]
+    lines += [
+        "",
+        "Bad input exits with code 2 and one error line; add --debug (or set",
+        "BLOOMBERG_STYLE_DEBUG=1) to any command to see the traceback.",
+    ]
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+@command
+def main(argv: list[str] | None = None, prog: str | None = "bloomberg-style") -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import sys
 
+from bloomberg_style.cli.errors import command
 
+
+@command
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     from bloomberg_style.sizing.ladder import main as ladder_main
 

@@ -15,6 +15,7 @@ import dataclasses
 import json
 import sys
 
+from bloomberg_style.cli.errors import command
 from bloomberg_style.configlib import add_flags, from_flags
 from bloomberg_style.corpus import CorpusError
 from bloomberg_style.data.prepare import PrepareError, PrepareOptions, finalize, parse_slice, prepare
@@ -61,6 +62,7 @@ def _log(message: str) -> None:
     print(f"prepare_data: {message}", file=sys.stderr, flush=True)
 
 
+@command
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Exit 2 with a one-line message on bad input."""
     parser = build_parser(prog)

@@ -16,6 +16,7 @@ import argparse
 import json
 import sys
 
+from bloomberg_style.cli.errors import command
 from bloomberg_style.configlib import ConfigError, add_flags, from_flags, load_config, load_yaml
 from bloomberg_style.sizing import (
     ACCELERATORS,
@@ -164,6 +165,7 @@ def parse(
     return parser, args, base
 
 
+@command
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     try:
         parser, args, base = parse(argv, prog)

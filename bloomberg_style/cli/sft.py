@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bloomberg_style.cli.errors import command
 from bloomberg_style.configlib import add_set_flag, packaged
 
 DEMO_RECIPE = packaged("sft/demo.yaml")
 
 
+@command
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     from bloomberg_style.sft.formats import DataError
     from bloomberg_style.sft.recipe import RecipeError, load_recipe

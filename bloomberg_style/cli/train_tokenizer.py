@@ -23,6 +23,7 @@ import json
 import sys
 from pathlib import Path
 
+from bloomberg_style.cli.errors import command
 from bloomberg_style.configlib import add_flags, from_flags
 from bloomberg_style.corpus import CorpusError
 from tokenizer import TRAINERS, parse_sweep, sweep_table
@@ -80,6 +81,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         help="files, folders or globs (.txt/.jsonl/.json/.parquet); one source each (not with --merge-only)",
     )
     parser.add_argument("--output", required=True, help="folder for tokenizer.json and training_stats.json")
+    parser.add_argument("--overwrite", action="store_true", help="replace a tokenizer already in --output")
     split = parser.add_mutually_exclusive_group()
     add_flags(parser, TokenizerOptions, HELP, only=["chunks", "chunk_bytes"],
               special={"chunks": {"group": split}, "chunk_bytes": {"group": split, "type": parse_bytes}})  # fmt: skip
@@ -94,9 +96,18 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+@command
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
+    existing = [f for f in ("tokenizer.json", "merged_model.json") if (Path(args.output) / f).exists()]
+    if (
+        existing and not args.overwrite and not args.chunk_only
+    ):  # shards made with the old one would no longer match it
+        parser.exit(2, f"{parser.prog}: error: {Path(args.output) / existing[0]} exists: pass --overwrite "
+                    "to replace that tokenizer (shards made with it would no longer match)\n")  # fmt: skip
+    if Path(args.output).exists() and not Path(args.output).is_dir():
+        parser.exit(2, f"{parser.prog}: error: --output {args.output} is a file, not a folder\n")
     if args.merge_only and args.input:
         parser.error("--merge-only reads the chunk plan in OUTPUT/chunks/; give no --input")
     if not args.merge_only:

@@ -64,8 +64,9 @@ def ensure_run_inputs(data: DataSection, log=print) -> None:
             log(f"shard {d.prefix}: {stats}")
 
 
-def check_run_inputs(data: DataSection) -> None:
-    """On every rank: the tokenizer and shards must be visible (shared filesystem)."""
+def check_run_inputs(data: DataSection, log=None) -> None:
+    """On every rank: the tokenizer and shards must be visible (shared filesystem), whole,
+    and made with data.tokenizer (data/shards.py check_shard_files / check_shard_tokenizer)."""
     if not tokenizer_exists(data.tokenizer):
         raise ConfigError(f"data.tokenizer: {data.tokenizer}/tokenizer.json is not visible on this node")
     for d in data.domains:
@@ -73,3 +74,16 @@ def check_run_inputs(data: DataSection) -> None:
             raise ConfigError(
                 f"data.domains[{d.name}].prefix: {d.prefix}.bin/.idx (or its parts) is not visible on this node"
             )
+    check_run_shards(data, log)
+
+
+def check_run_shards(data: DataSection, log=None) -> None:
+    """Every existing shard of every domain is whole and made with data.tokenizer (ShardError if not)."""
+    from bloomberg_style.data.parts import expand_prefixes
+    from bloomberg_style.data.shards import check_shard_files, check_shard_tokenizer, tokenizer_file_sha256
+
+    tokenizer_file_sha256(Path(data.tokenizer) / "tokenizer.json")  # unreadable: fail here, naming it
+    for d in data.domains:
+        for prefix in expand_prefixes([d.prefix, *d.prefixes]):
+            check_shard_files(prefix)
+            check_shard_tokenizer(prefix, data.tokenizer, log=log)

@@ -14,10 +14,13 @@ so an interrupted run never leaves a half-written shard behind a valid name.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import logging
 import multiprocessing
 import os
+import struct
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
@@ -71,7 +74,140 @@ class ShardStats:
         path = stats_path(prefix)
         if not path.is_file():
             raise FileNotFoundError(f"no shard stats at {path}")
-        return cls(**json.loads(path.read_text(encoding="utf-8")))
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(**data)
+        except (ValueError, TypeError) as err:  # truncated JSON, or keys of another format
+            raise ShardError(f"{path}: not a readable shard stats file ({err})") from None
+
+
+class ShardError(ValueError):
+    """A token shard that cannot be used as it is; the message names the file."""
+
+
+_IDX_HEADER = b"MMIDIDX\x00\x00"  # megatron-core's index layout (see data/index_file.py)
+_IDX_ITEMSIZE = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 8, 7: 8, 8: 2}  # megatron DType codes -> bytes
+
+
+def check_shard_files(prefix: str | Path) -> None:
+    """PREFIX.idx and PREFIX.bin are whole: sizes match what the index says (a copy cut short,
+    a disk that filled up), checked from the header and the last entry, without reading the data.
+
+    megatron-core's IndexedDataset fails on such files with "'IndexedDataset' object has no
+    attribute 'index'"; this names the file and what is wrong with it instead.
+    """
+    idx, bin_ = idx_path(prefix), bin_path(prefix)
+    size = idx.stat().st_size
+    with open(idx, "rb") as f:
+        head = f.read(len(_IDX_HEADER) + 9 + 16)
+        if len(head) < len(_IDX_HEADER) + 25 or head[: len(_IDX_HEADER)] != _IDX_HEADER:
+            raise ShardError(f"{idx}: not a megatron-core index (header missing or cut short; {size} bytes)")
+        version, code, sequences, documents = struct.unpack_from("<QBQQ", head, len(_IDX_HEADER))
+        if version != 1 or code not in _IDX_ITEMSIZE:
+            raise ShardError(
+                f"{idx}: index version {version} / dtype code {code} is not one megatron-core writes"
+            )
+        expected = len(head) + 12 * sequences + 8 * documents
+        if size != expected:
+            raise ShardError(
+                f"{idx}: {size} bytes, but its header promises {expected} ({sequences} sequences): "
+                "the index is truncated or damaged; prepare the shard again"
+            )
+        if sequences == 0:
+            return
+        f.seek(len(head) + 4 * (sequences - 1))
+        (last_length,) = struct.unpack("<i", f.read(4))
+        f.seek(len(head) + 4 * sequences + 8 * (sequences - 1))
+        (last_pointer,) = struct.unpack("<q", f.read(8))
+    want = last_pointer + last_length * _IDX_ITEMSIZE[code]
+    have = bin_.stat().st_size
+    if have != want:
+        raise ShardError(
+            f"{bin_}: {have} bytes, but {idx} indexes {want}: the token file is "
+            f"{'truncated' if have < want else 'longer than its index'}; prepare the shard again"
+        )
+
+
+def tokenizer_file_sha256(tokenizer: str | Path) -> str:
+    """sha256 of a tokenizer folder's tokenizer.json (what prepare_data records in stats)."""
+    file = Path(tokenizer)
+    file = file / "tokenizer.json" if file.is_dir() else file
+    st = file.stat()  # FileNotFoundError names the file
+    return _sha256_of(str(file.resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _sha256_of(file: str, size: int, mtime_ns: int) -> str:
+    """Cached per (file, size, mtime): hundreds of part shards compare against one tokenizer."""
+    digest = hashlib.sha256()
+    with open(file, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _sha256_if_file(tokenizer_path: str | None) -> str:
+    if tokenizer_path is None:
+        return ""
+    file = Path(tokenizer_path)
+    file = file / "tokenizer.json" if file.is_dir() else file
+    return tokenizer_file_sha256(file) if file.is_file() else ""
+
+
+def _vocab_and_eod(tokenizer_dir: str | Path) -> tuple[int, int]:
+    folder = Path(tokenizer_dir)
+    tok = load_run_tokenizer(folder if folder.is_dir() else folder.parent)  # ours or a HF folder's
+    return int(tok.vocab_size), int(tok.eod_id)
+
+
+class ShardTokenizerMismatch(ShardError):
+    """Shards written with another tokenizer than the run's (the message names both)."""
+
+
+def check_shard_tokenizer(
+    prefix: str | Path,
+    tokenizer_dir: str | Path,
+    vocab_size: int | None = None,
+    eod_id: int | None = None,
+    log=None,
+) -> None:
+    """Refuse a shard encoded with another tokenizer than `tokenizer_dir` (the run's data.tokenizer).
+
+    The one check of this kind: `--dry-run` and every training rank (data/build.py
+    check_run_inputs) call it. `vocab_size` / `eod_id` default to the tokenizer's own.
+
+    Ids of another vocabulary train silently (when it is smaller) and mean nothing. The stats
+    of prepare_data's shards hold tokenizer.json's sha256: compared exactly. Older stats
+    without it: vocab size and EOD id are compared, and a match is only warned about.
+    A shard without stats (made by another tool) cannot be checked: warned.
+    """
+    warn = log or logging.getLogger(__name__).warning
+    path = stats_path(prefix)
+    if not path.is_file():
+        warn(f"{prefix}: no {path.name}, so the tokenizer it was made with cannot be checked")
+        return
+    stats = ShardStats.load(prefix)
+    if stats.tokenizer_sha256:
+        want = tokenizer_file_sha256(tokenizer_dir)
+        if stats.tokenizer_sha256 != want:
+            raise ShardTokenizerMismatch(
+                f"{path}: shard {prefix} was made with another tokenizer ({stats.tokenizer or '?'}, "
+                f"sha256 {stats.tokenizer_sha256[:12]}) than data.tokenizer {tokenizer_dir} "
+                f"(sha256 {want[:12]}): prepare the shard again with this tokenizer"
+            )
+        return
+    if vocab_size is None or eod_id is None:
+        vocab_size, eod_id = _vocab_and_eod(tokenizer_dir)
+    if stats.vocab_size != vocab_size or stats.eod_id != eod_id:
+        raise ShardTokenizerMismatch(
+            f"{path}: shard {prefix} was made with a {stats.vocab_size}-token tokenizer (EOD id "
+            f"{stats.eod_id}), data.tokenizer {tokenizer_dir} has {vocab_size} (EOD id {eod_id}): "
+            "prepare the shard again with this tokenizer"
+        )
+    warn(
+        f"{path} predates tokenizer hashes: vocab size ({vocab_size}) and EOD id match "
+        f"data.tokenizer {tokenizer_dir}, but it may still be another tokenizer"
+    )
 
 
 def import_megatron_datasets():
@@ -227,55 +363,7 @@ def load_run_tokenizer(folder: str | Path) -> ShardTokenizer:
     return NumericUnigramTokenizer.load(given)
 
 
-def tokenizer_sha256(folder: str | Path) -> str:
-    """sha256 of a tokenizer folder's tokenizer.json: the identity shards record."""
-    file = Path(folder)
-    file = file / "tokenizer.json" if file.is_dir() else file
-    digest = hashlib.sha256()
-    with open(file, "rb") as stream:
-        while chunk := stream.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-class ShardTokenizerMismatch(ValueError):
-    """Shards written with another tokenizer than the run's (the message names both)."""
-
-
-def check_shard_tokenizer(prefix: str | Path, tokenizer_dir: str | Path) -> None:
-    """Refuse a shard written with another tokenizer than `tokenizer_dir`'s.
-
-    The shard's PREFIX.stats.json records the sha256 of the tokenizer.json it was encoded
-    with (prepare_data, write_token_shard); a shard without it (older ones) is compared on
-    vocabulary size and end-of-document id. A shard with no stats file is let through: its
-    ids are still checked against the vocabulary by megatron's dataset builder.
-    """
-    if not stats_path(prefix).is_file():
-        return
-    try:
-        stats = ShardStats.load(prefix)
-    except (TypeError, json.JSONDecodeError) as exc:
-        raise ShardTokenizerMismatch(f"{stats_path(prefix)}: unreadable shard stats ({exc})") from None
-    folder = Path(tokenizer_dir)
-    file = folder / "tokenizer.json" if folder.is_dir() else folder
-    fix = (
-        "re-run prepare_data with this tokenizer, or set data.tokenizer to the one the shards were made with"
-    )
-    if stats.tokenizer_sha256:
-        sha = tokenizer_sha256(file)
-        if sha != stats.tokenizer_sha256:
-            raise ShardTokenizerMismatch(
-                f"shard {prefix} was encoded with tokenizer sha256 {stats.tokenizer_sha256[:12]}… "
-                f"({stats.tokenizer}), but the run's tokenizer {file} has sha256 {sha[:12]}…: {fix}"
-            )
-        return
-    tok = load_run_tokenizer(folder if folder.is_dir() else folder.parent)
-    if (stats.vocab_size, stats.eod_id) != (int(tok.vocab_size), int(tok.eod_id)):
-        raise ShardTokenizerMismatch(
-            f"shard {prefix} was encoded with a {stats.vocab_size}-token tokenizer (EOD id {stats.eod_id}, "
-            f"{stats.tokenizer}), but the run's tokenizer {folder} has {tok.vocab_size} tokens "
-            f"(EOD id {tok.eod_id}): {fix}"
-        )
+tokenizer_sha256 = tokenizer_file_sha256  # the identity shards record (one implementation)
 
 
 def _load_tokenizer(tokenizer: ShardTokenizer | str | Path) -> tuple[ShardTokenizer, str | None]:
@@ -394,4 +482,5 @@ def read_token_shard(prefix: str | Path):
         raise FileNotFoundError(
             f"token shard {prefix}: missing {', '.join(missing)} (run prepare_data first)"
         )
+    check_shard_files(prefix)
     return IndexedDataset(str(prefix))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bloomberg_style.config import MAX_SEQ_LEN  # the cap a run's data.seq_len has
 from bloomberg_style.evaluation.fewshot import load_task, score_task
 from bloomberg_style.evaluation.gen_tasks import (
     GenerationTask,
@@ -101,6 +102,12 @@ def check_inputs(o: EvalOptions) -> _Inputs:
         raise EvaluationError(f"--dtype must be one of {DTYPES}, got {o.dtype!r}")
     if o.split not in ("valid", "all"):
         raise EvaluationError(f"--split must be 'valid' or 'all', got {o.split!r}")
+    if o.seq_len is not None and not 2 <= o.seq_len <= MAX_SEQ_LEN:
+        raise EvaluationError(
+            f"--seq-len must be in [2, {MAX_SEQ_LEN}] (omit it for the model's context), got {o.seq_len}"
+        )
+    if o.batch_size < 1:
+        raise EvaluationError(f"--batch-size must be >= 1, got {o.batch_size}")
     if o.limit < 0 or o.max_tokens < 0:
         raise EvaluationError(f"--limit and --max-tokens must be >= 0, got {o.limit} and {o.max_tokens}")
     if o.shots is not None and o.shots < 0:

@@ -32,10 +32,11 @@ class ExportOptions:
     output: str  # folder to write (created)
     dtype: str | None = None  # one of DTYPE_NAMES; None: float32
     tokenizer: str | None = None  # None: RUN/tokenizer
+    overwrite: bool = False  # write into an existing, non-empty output folder
 
     def run(self) -> Path:
         return export_hf(self.checkpoint, self.output, torch_dtype(self.dtype) if self.dtype else None,
-                         self.tokenizer)  # fmt: skip
+                         self.tokenizer, self.overwrite)  # fmt: skip
 
 
 def find_tokenizer(step_dir: Path, tokenizer: str | Path | None = None) -> Path:
@@ -54,13 +55,30 @@ def find_tokenizer(step_dir: Path, tokenizer: str | Path | None = None) -> Path:
     return folder
 
 
+def check_output(output: str | Path, overwrite: bool) -> None:
+    """Refuse to write into an existing file, or a non-empty folder unless `overwrite`."""
+    out = Path(output)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--output {out} is an existing file, not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(
+            f"--output {out} exists and is not empty: pass --overwrite to replace its files"
+        )
+
+
 def special_token_ids(tokenizer_dir: Path) -> dict[str, int]:
     """eos/bos token ids named in tokenizer_config.json, looked up in tokenizer.json; pad = eos."""
     from tokenizers import Tokenizer
 
     config_file = tokenizer_dir / "tokenizer_config.json"
-    config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
-    backend = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{config_file}: not valid JSON ({err})") from None
+    try:
+        backend = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
+    except Exception as err:  # tokenizers raises a bare Exception ("EOF while parsing ...")
+        raise ValueError(f"{tokenizer_dir / 'tokenizer.json'}: not a readable tokenizer ({err})") from None
     ids: dict[str, int] = {}
     for role in ("eos", "bos"):
         token = config.get(f"{role}_token")
@@ -81,8 +99,13 @@ def export_hf(
     output: str | Path,
     dtype: torch.dtype | None = None,
     tokenizer: str | Path | None = None,
+    overwrite: bool = False,
 ) -> Path:
-    """Write a Hugging Face BLOOM folder (weights, config, tokenizer) from one of our checkpoints."""
+    """Write a Hugging Face BLOOM folder (weights, config, tokenizer) from one of our checkpoints.
+
+    An existing non-empty `output` is refused unless `overwrite` (someone's earlier export).
+    """
+    check_output(output, overwrite)
     step_dir = resolve_checkpoint(checkpoint)
     tokenizer_dir = find_tokenizer(step_dir, tokenizer)  # fail before gathering shards
     special = special_token_ids(tokenizer_dir)

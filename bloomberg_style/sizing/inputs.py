@@ -14,6 +14,23 @@ from .plan import PAPER_RAMP, BatchPhase
 PAPER_TOKENS = {"financial": 363e9, "public": 345e9}
 PAPER_MIN_SHARE = {"financial": 0.5}
 
+# Upper bounds, far past any real run but below where the arithmetic overflows (1e300 GPU-hours
+# gave inf FLOPs and nan sizes; 100,000 layers overflowed the shape search): past them the
+# scaling-law fits would be extrapolated by many orders of magnitude anyway.
+MAX_GPU_HOURS = 1e10  # ~1.1 million GPU-years; BloombergGPT used 1.3e6
+MAX_TOKENS = 1e16  # per source; FinPile is 3.6e11
+MAX_INT = {
+    "layers": 1_000,  # the deepest dense LLMs have ~100-200
+    "heads": 4_096,
+    "head_dim": 4_096,
+    "vocab_size": 1 << 24,
+    "seq_len": 1 << 20,
+    "gpus": 10_000_000,
+    "shard_group": 10_000_000,
+    "micro_batch": 1 << 16,
+    "steps": 10**10,
+}
+
 
 @dataclass
 class SizingInputs:
@@ -61,6 +78,9 @@ class SizingInputs:
             recompute_factor=self.recompute_factor,
             buffer=self.buffer,
         )
+        check_number("gpu_hours", self.gpu_hours, high=MAX_GPU_HOURS)  # after compute_budget's own checks
+        for name, count in (self.tokens or {}).items():
+            check_number(f"tokens[{name}]", count, low_open=False, high=MAX_TOKENS)
         mix = data_mix(self.tokens, self.min_share, self.epochs)
         if self.approach not in APPROACHES:
             raise ValueError(f"unknown approach {self.approach!r}; known approaches: {', '.join(APPROACHES)}")
@@ -81,6 +101,8 @@ class SizingInputs:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            if value > MAX_INT[name]:
+                raise ValueError(f"{name} must be <= {MAX_INT[name]:,} (a sanity cap), got {value!r}")
         if self.zero_stage not in (0, 1, 2, 3):
             raise ValueError(f"zero_stage must be 0, 1, 2 or 3, got {self.zero_stage!r}")
         if self.gpus % self.shard_group:
