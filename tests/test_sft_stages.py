@@ -1,0 +1,115 @@
+"""launch/sft.py on a tiny HF LLaMA base, 2 gloo ranks: full (ZeRO-3, built sharded) ->
+LoRA (ZeRO-3) -> P-tuning v2 (ZeRO-2), with the tokenizer's own chat template, best-checkpoint
+export and eval.knowledge; then chat on the P-tuned model with --knowledge."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from bloomberg_style.training.metrics import read_jsonl
+from tests.conftest import check, run_script, tiny_defaults, write_jsonl, write_recipe
+
+FACTS = ["fever", "cough", "rest", "fluids", "dividend", "price", "contract", "offer"]
+KNOWLEDGE = [
+    {"id": "flu-1", "title": "Influenza", "text": "Influenza spreads by droplets; fever and cough."},
+    {"id": "div-1", "title": "Dividend", "text": "Dividend yield is the dividend over the price."},
+    {"id": "law-1", "title": "Contract", "text": "A contract needs an offer and acceptance."},
+]
+
+
+def qa_records(n: int, style: int) -> list[dict]:
+    out = []
+    for i in range(n):
+        a, b = FACTS[i % len(FACTS)], FACTS[(i * 3 + 1) % len(FACTS)]
+        reply = f"{a} and {b} help." if style == 1 else f"Thank you, {b}, goodbye."
+        out.append({"instruction": f"Hello! {a}?", "input": "", "output": reply})
+    return out
+
+
+@pytest.mark.slow
+def test_two_rank_chain_full_lora_ptuning_on_a_hf_base(tmp_path, tiny_hf_base_factory):
+    from bloomberg_style.sft.train import StageRunConfig  # noqa: F401  (the module imports)
+
+    base = tiny_hf_base_factory("llama")
+    first = write_jsonl(tmp_path / "one.jsonl", qa_records(40, style=1))
+    second = write_jsonl(tmp_path / "two.jsonl", qa_records(40, style=2))
+    kb = write_jsonl(tmp_path / "kb.jsonl", KNOWLEDGE)
+    out = tmp_path / "out"
+    defaults = tiny_defaults(
+        epochs=4, save_interval=100, eval_interval=2, data={"max_length": 48, "valid_fraction": 0.2},
+        eval={"max_records": 2, "max_new_tokens": 4, "compare_base": False},
+    )  # fmt: skip
+    recipe = write_recipe(
+        tmp_path / "r.yaml",
+        {
+            "name": "hf-chain",
+            "base": str(base),
+            "output_dir": str(out),
+            "template": "tokenizer",
+            "logging": {"wandb": "disabled", "progress": False},
+            "defaults": defaults,
+            "stages": [
+                {"name": "full", "zero_stage": 3, "data": {"train": [str(first)], "format": "alpaca"}},
+                {
+                    "name": "lora",
+                    "method": "lora",
+                    "zero_stage": 3,
+                    "lr": 2.0e-2,
+                    "lora": {"rank": 4, "alpha": 8, "dropout": 0.0},
+                    "data": {"train": [str(second)], "format": "alpaca"},
+                },
+                {
+                    "name": "ptuning",
+                    "method": "ptuning",
+                    "lr": 2.0e-2,
+                    "ptuning": {"num_virtual_tokens": 4},
+                    "data": {"train": [str(first)], "format": "alpaca"},
+                    "eval": {
+                        "max_records": 2,
+                        "max_new_tokens": 4,
+                        "compare_base": False,
+                        "knowledge": str(kb),
+                    },
+                },
+            ],  # fmt: skip
+        },
+    )
+    log = check(run_script("sft.py", ["--recipe", str(recipe)], ranks=2, timeout=900))
+    reports = {s: json.loads((out / s / "eval.json").read_text()) for s in ("full", "lora", "ptuning")}
+    for stage, report in reports.items():
+        print(f"{stage}: held-out loss {report['before']['loss']:.3f} -> {report['after']['loss']:.3f}")
+    full, lora, pt = reports["full"], reports["lora"], reports["ptuning"]
+    assert full["template"] == "tokenizer" and "ZeRO 3" in log
+    assert full["after"]["loss"] < full["before"]["loss"] - 0.5, full
+    assert lora["after"]["loss"] < lora["before"]["loss"] - 0.2, lora
+    assert pt["after"]["loss"] < pt["before"]["loss"], pt
+
+    # Each stage exported its best checkpoint: the lowest held-out loss the trainer logged
+    # (after step 0), and the exported FP32 model scores exactly that.
+    for stage, report in reports.items():
+        valid = [(r["step"], r["valid/heldout/loss"]) for r in read_jsonl(out / stage / "metrics.jsonl")
+                 if "valid/heldout/loss" in r and r["step"] > 0]  # fmt: skip
+        best_step, best_loss = min(valid, key=lambda v: v[1])
+        assert report["exported"]["step"] == best_step, (stage, valid, report["exported"])
+        assert report["after"]["loss_exported_fp32"] == pytest.approx(best_loss, rel=1e-4), stage
+
+    # Full under ZeRO-3: a HF folder of the base's family; LoRA: merged HF folder + adapter;
+    # P-tuning: only the prefix encoder trained (4 virtual tokens x 2 layers x 2 x 32 hidden).
+    from bloomberg_style.artifacts import load_model
+
+    assert json.loads((out / "full" / "config.json").read_text())["model_type"] == "llama"
+    assert (out / "lora" / "adapter" / "adapter_config.json").is_file()
+    assert pt["trainable_parameters"] == 4 * 2 * 2 * 32, pt["trainable_parameters"]
+    assert json.loads((out / "ptuning" / "adapter_config.json").read_text())["peft_type"] == "PREFIX_TUNING"
+    tuned, lora_model = load_model(out / "ptuning"), load_model(out / "lora")
+    base_names = dict(tuned.hf.base_model.named_parameters())
+    for name, p in lora_model.hf.named_parameters():  # the P-tuning stage left its base unchanged
+        assert torch.equal(base_names[name], p), name
+    assert all("retrieved" in s for s in pt["samples"]) and pt["samples"][0]["retrieved"]
+
+    chat = check(run_script("chat.py", ["--model", str(out / "ptuning"), "--knowledge", str(kb),
+                                        "--prompt", "Hello! fever and cough?", "--max-new-tokens", "4"]))  # fmt: skip
+    assert "flu-1" in chat
