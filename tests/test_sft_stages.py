@@ -29,6 +29,52 @@ def qa_records(n: int, style: int) -> list[dict]:
     return out
 
 
+def _recipe(tmp_path, stages: list[dict], **top) -> dict:
+    return {"name": "r", "base": str(tmp_path / "base"), "output_dir": str(tmp_path / "out"), **top,
+            "stages": stages}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "stages, message",
+    [
+        ([{"name": "p", "method": "ptuning", "data": {"train": ["a"]}}, {"name": "b", "data": {"train": ["a"]}}],
+         r"stages\[0\]\.method: a P-tuning stage must be the last stage"),
+        ([{"name": "a", "export": "latest", "data": {"train": ["a"]}}], r"stages\[0\]\.export: must be best"),
+        ([{"name": "a", "method": "qlora", "zero_stage": 3, "data": {"train": ["a"]}}],
+         r"stages\[0\]\.zero_stage: QLoRA stages use ZeRO 0-2"),
+    ],
+)  # fmt: skip
+def test_stage_methods_and_export_are_checked_with_the_recipe(tmp_path, stages, message):
+    from bloomberg_style.sft.recipe import RecipeError, load_recipe
+
+    path = write_recipe(tmp_path / "r.yaml", _recipe(tmp_path, stages))
+    with pytest.raises(RecipeError, match=message):
+        load_recipe(path)
+
+
+def test_tokenizer_template_and_lora_under_zero3_are_accepted(tmp_path, tiny_hf_base_factory):
+    from bloomberg_style.artifacts import load_tokenizer
+    from bloomberg_style.config import ConfigError
+    from bloomberg_style.sft.collate import build_rows
+    from bloomberg_style.sft.formats import Example
+    from bloomberg_style.sft.recipe import load_recipe
+    from bloomberg_style.sft.templates import Turn
+    from bloomberg_style.sft.train import check_stage_fits
+
+    stages = [{"name": "a", "method": "lora", "zero_stage": 3, "data": {"train": ["a"]}}]
+    r = load_recipe(write_recipe(tmp_path / "r.yaml", _recipe(tmp_path, stages, template="tokenizer")))
+    assert r.template_for(r.stages[0]) is None and r.stages[0].export == "best"
+    example = Example([Turn("user", "Hello! fever?"), Turn("assistant", "Rest and fluids help.")])
+    llama = load_tokenizer(tiny_hf_base_factory("llama"))
+    check_stage_fits(r.stages[0], llama, None, tmp_path, "here")
+    rows, stats = build_rows([example], None, llama, 64)  # the [INST] chat template's masks
+    trained = [int(t) for t, m in zip(rows[0]["labels"], rows[0]["loss_mask"]) if m]
+    assert llama.decode(trained).strip() == "Rest and fluids help."
+    glm = load_tokenizer(tiny_hf_base_factory("glm"))  # no chat template
+    with pytest.raises(ConfigError, match="has no chat template"):
+        check_stage_fits(r.stages[0], glm, None, tmp_path, "here")
+
+
 @pytest.mark.slow
 def test_two_rank_chain_full_lora_ptuning_on_a_hf_base(tmp_path, tiny_hf_base_factory):
     from bloomberg_style.sft.train import StageRunConfig  # noqa: F401  (the module imports)
@@ -57,7 +103,7 @@ def test_two_rank_chain_full_lora_ptuning_on_a_hf_base(tmp_path, tiny_hf_base_fa
                     "name": "lora",
                     "method": "lora",
                     "zero_stage": 3,
-                    "lr": 2.0e-2,
+                    "lr": 5.0e-2,
                     "lora": {"rank": 4, "alpha": 8, "dropout": 0.0},
                     "data": {"train": [str(second)], "format": "alpaca"},
                 },
@@ -97,12 +143,13 @@ def test_two_rank_chain_full_lora_ptuning_on_a_hf_base(tmp_path, tiny_hf_base_fa
         assert report["after"]["loss_exported_fp32"] == pytest.approx(best_loss, rel=1e-4), stage
 
     # Full under ZeRO-3: a HF folder of the base's family; LoRA: merged HF folder + adapter;
-    # P-tuning: only the prefix encoder trained (4 virtual tokens x 2 layers x 2 x 32 hidden).
+    # P-tuning: only the prefix encoder trained (4 virtual tokens x 2 layers x key and value
+    # x 2 KV heads x 8 head dims).
     from bloomberg_style.artifacts import load_model
 
     assert json.loads((out / "full" / "config.json").read_text())["model_type"] == "llama"
     assert (out / "lora" / "adapter" / "adapter_config.json").is_file()
-    assert pt["trainable_parameters"] == 4 * 2 * 2 * 32, pt["trainable_parameters"]
+    assert pt["trainable_parameters"] == 4 * 2 * 2 * 2 * 8, pt["trainable_parameters"]
     assert json.loads((out / "ptuning" / "adapter_config.json").read_text())["peft_type"] == "PREFIX_TUNING"
     tuned, lora_model = load_model(out / "ptuning"), load_model(out / "lora")
     base_names = dict(tuned.hf.base_model.named_parameters())
