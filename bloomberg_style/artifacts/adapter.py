@@ -22,13 +22,16 @@ def load_adapter(base_model: torch.nn.Module, adapter_dir: str | Path):
     config = PeftConfig.from_pretrained(str(adapter_dir))  # the subclass its peft_type names
     config.base_model_name_or_path = None  # the base is already loaded; peft would warn of a rename
     peft_model = get_peft_model(base_model, config)
-    result = set_peft_model_state_dict(peft_model, load_file(str(adapter_dir / ADAPTER_WEIGHTS)))
-    unexpected = result.unexpected_keys
-    if config.is_prompt_learning:  # peft put "prompt_embeddings" into the prompt encoder itself
-        unexpected = [k for k in unexpected if k != "prompt_embeddings"]
-    if unexpected:
-        raise ValueError(f"{adapter_dir}: adapter tensors the model lacks: {unexpected[:3]}")
-    missing = [k for k in result.missing_keys if ".lora_" in k or "prompt_encoder" in k]
+    tensors = load_file(str(adapter_dir / ADAPTER_WEIGHTS))
+    if config.is_prompt_learning:  # a P-tuning prefix: peft loads it into the prompt encoder itself
+        if "prompt_embeddings" not in tensors:
+            raise ValueError(f"{adapter_dir}: the prefix adapter has no prompt_embeddings tensor")
+        set_peft_model_state_dict(peft_model, tensors)
+        return peft_model
+    result = set_peft_model_state_dict(peft_model, tensors)
+    if result.unexpected_keys:
+        raise ValueError(f"{adapter_dir}: adapter tensors the model lacks: {result.unexpected_keys[:3]}")
+    missing = [k for k in result.missing_keys if ".lora_" in k]
     if missing:
         raise ValueError(f"{adapter_dir}: adapter lacks tensors {missing[:3]}")
     return peft_model
