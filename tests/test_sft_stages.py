@@ -129,6 +129,9 @@ def test_two_rank_chain_full_lora_ptuning_on_a_hf_base(tmp_path, tiny_hf_base_fa
         print(f"{stage}: held-out loss {report['before']['loss']:.3f} -> {report['after']['loss']:.3f}")
     full, lora, pt = reports["full"], reports["lora"], reports["ptuning"]
     assert full["template"] == "tokenizer" and "ZeRO 3" in log
+    # Both ZeRO-3 stages built the base already partitioned (transformers' zero.Init path).
+    assert "44,192 of 44,192 parameters built partitioned" in log, log  # full: every parameter
+    assert "44,192 of 45,088 parameters built partitioned" in log, log  # LoRA: adapters added after
     assert full["after"]["loss"] < full["before"]["loss"] - 0.5, full
     assert lora["after"]["loss"] < lora["before"]["loss"] - 0.1, lora
     assert pt["after"]["loss"] < pt["before"]["loss"], pt

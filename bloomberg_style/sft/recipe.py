@@ -291,7 +291,11 @@ def validate_recipe(r: Recipe) -> Recipe:
             raise _FieldError(path, message)
 
     need(bool(r.name) and "/" not in r.name, ("name",), f"must be a non-empty name, got {r.name!r}")
-    need(bool(r.base), ("base",), "give the base model: our run/checkpoint folder or a HF BLOOM folder")
+    need(
+        bool(r.base),
+        ("base",),
+        "give the base model: our run/checkpoint folder or a local Hugging Face causal-LM folder",
+    )
     need(bool(r.output_dir), ("output_dir",), "must not be empty")
     for name, spec in r.templates.items():
         try:

@@ -296,6 +296,14 @@ def run_stage(recipe: Recipe, stage: StageSpec, base: str, dist: DistInfo, log=p
         trainable, total = trainable_parameters(model)
         if dist.is_main:
             log(f"stage {stage.name}: {stage.method} fine-tuning from {base}; {describe_trainable(model)}")
+            if hf and stage.zero_stage == 3:
+                built = sum(p.ds_numel for p in model.parameters() if hasattr(p, "ds_id"))
+                log(
+                    f"  ZeRO-3: {built:,} of {total:,} parameters built partitioned across ranks "
+                    "(deepspeed.zero.Init); the rest are partitioned by deepspeed.initialize"
+                    if built
+                    else "  ZeRO-3: the model was built whole; deepspeed.initialize partitions it"
+                )
             log(
                 f"  data: {data.train_records} training records -> {len(data.train_rows)} rows "
                 f"(truncated {data.train_stats.truncated}, dropped {data.train_stats.dropped_too_long} too long "
