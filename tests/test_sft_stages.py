@@ -4,6 +4,7 @@ export and eval.knowledge; then chat on the P-tuned model with --knowledge."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -70,6 +71,10 @@ def test_tokenizer_template_and_lora_under_zero3_are_accepted(tmp_path, tiny_hf_
     rows, stats = build_rows([example], None, llama, 64)  # the [INST] chat template's masks
     trained = [int(t) for t, m in zip(rows[0]["labels"], rows[0]["loss_mask"]) if m]
     assert llama.decode(trained).strip() == "Rest and fluids help."
+    if not torch.cuda.is_available():  # QLoRA stops here, before any record or weight is read
+        qlora = dataclasses.replace(r.stages[0], method="qlora", zero_stage=2)
+        with pytest.raises(ConfigError, match="needs a CUDA GPU"):
+            check_stage_fits(qlora, llama, None, tmp_path, "here")
     glm = load_tokenizer(tiny_hf_base_factory("glm"))  # no chat template
     with pytest.raises(ConfigError, match="has no chat template"):
         check_stage_fits(r.stages[0], glm, None, tmp_path, "here")
