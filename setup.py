@@ -44,6 +44,8 @@ setup(
             "pytest>=8,<10",
             "hypothesis>=6.100,<7",
             "ruff>=0.6",
+            "scikit-learn>=1.3,<2",  # the weighted-F1 cross-check in tests/test_evaluation_metrics.py
+            "lm-eval>=0.4.5,<0.5",  # tests/test_evaluation_lm_eval.py: our scores under lm-eval-harness
         ],
     },
 )

@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import importlib.util
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,16 +25,60 @@ __all__ = ["ConfigError", "RunConfig", "apply_override"]
 
 
 @dataclass
+class ModelOverrides:
+    """Fields of model/config.py's ModelConfig that a run sets over its preset; None = the preset's.
+
+    Typed here (config sits below model/ and cannot import it) so a typo or a wrong type is a
+    file:line error at load; tests/test_config.py checks these are exactly ModelConfig's fields.
+    Checks across fields (hidden_size divisible by num_heads...) run when ModelConfig.from_run
+    builds the model config, still before any compute.
+    """
+
+    vocab_size: int | None = None  # set by the run (the tokenizer), not here
+    hidden_size: int | None = None
+    num_layers: int | None = None
+    num_heads: int | None = None
+    max_seq_len: int | None = None  # set by the run (data.seq_len), not here
+    layer_norm_eps: float | None = None
+    init_std: float | None = None
+    hidden_dropout: float | None = None
+    attention_dropout: float | None = None
+    attention_impl: str | None = None
+    query_key_layer_scaling: bool | None = None
+    activation_checkpointing: bool | None = None  # set by the run (train.activation_checkpointing)
+    activation_checkpointing_impl: str | None = None
+    compile_blocks: bool | None = None
+    compile_backend: str | None = None
+
+    SET_BY_RUN = ("vocab_size", "max_seq_len", "activation_checkpointing")
+
+    def given(self) -> dict[str, Any]:
+        """The fields the YAML set (what config.yaml shows and the config hash covers)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+@dataclass
 class ModelSection:
-    """Which model to build: a preset plus field overrides (see `ModelConfig`)."""
+    """Which model to build: a preset plus typed field overrides (ModelConfig.from_run builds it)."""
 
     preset: str = "tiny"
-    overrides: dict[str, Any] = field(default_factory=dict)
+    overrides: ModelOverrides = field(default_factory=ModelOverrides)
     pad_vocab_to: int = 128  # vocab rows rounded up to a multiple of this (tokenizer size + padding)
+    # Continued pretraining: a Hugging Face BLOOM folder or one of our run/checkpoint folders whose
+    # weights (and shape, vocabulary rows included) the run starts from; "" = random init.
+    # The preset and pad_vocab_to are then not used; see docs/continued_pretraining.md.
+    init_from: str = ""
 
     def validate(self) -> None:
         if self.pad_vocab_to < 1:
             raise ConfigError(f"model.pad_vocab_to must be >= 1, got {self.pad_vocab_to}")
+        for key in ModelOverrides.SET_BY_RUN:
+            if getattr(self.overrides, key) is not None:
+                raise ConfigError(
+                    f"model.overrides.{key} is set by the run (tokenizer / data.seq_len / train.*)"
+                )
+        if not isinstance(self.init_from, str):
+            raise ConfigError(f"model.init_from must be a path (string), got {self.init_from!r}")
 
 
 @dataclass
@@ -70,7 +115,10 @@ class DomainSection:
 @dataclass
 class DataSection:
     domains: list[DomainSection] = field(default_factory=list)
-    tokenizer: str = ""  # folder with tokenizer.json; trained from the domains' inputs if absent
+    # Folder with tokenizer.json; trained from the domains' inputs if absent. Our numeric Unigram
+    # tokenizer, or any Hugging Face tokenizer folder (its eos token ends documents), e.g. the
+    # tokenizer of the model named by model.init_from.
+    tokenizer: str = ""
     tokenizer_vocab_size: int = 131072  # only used when the tokenizer has to be trained
     demo_corpus: str = ""  # if set, generate the built-in demo corpus here when absent
     demo_docs_per_domain: int = 0  # 0 = the generator's default
@@ -156,6 +204,9 @@ class TrainSection:
     batch_ramp: list[list[int]] = field(default_factory=list)
     deepspeed_json: str = ""  # extra DeepSpeed settings (e.g. MiCS), merged into the derived config
     peak_tflops: float = 0.0  # per-device peak for MFU; 0 = look the device up in the table
+    # Regional compile: every transformer block through torch.compile (one graph, reused by all
+    # layers); the first steps pay the compile time (training/regional_compile.py).
+    compile: bool = False
 
     def validate(self) -> None:
         for name in (
@@ -178,6 +229,8 @@ class TrainSection:
             )
         if self.keep_last < 1:
             raise ConfigError(f"train.keep_last must be >= 1, got {self.keep_last}")
+        if not isinstance(self.compile, bool):
+            raise ConfigError(f"train.compile must be true or false, got {self.compile!r}")
         if self.exit_at_step < 0:
             raise ConfigError(f"train.exit_at_step must be >= 0, got {self.exit_at_step}")
         if self.eval_samples < 0:
@@ -238,6 +291,14 @@ class FaultsSection:
     max_consecutive_skips: int = 3  # this many non-finite (skipped) steps in a row -> rollback
     rollback: bool = True  # roll back to the last good checkpoint and skip the data window
     max_rollbacks: int = 5  # give up (stop with an error) after this many rollbacks
+    # Hang watchdog (training/watchdog.py): a step over the limit dumps every rank's stacks to
+    # RUN/hangs/ and exits with 124 for torchrun --max-restarts to restart.
+    hang_watchdog: bool = True
+    hang_timeout_s: float = 0.0  # seconds a step may take; 0 = derived from the median step time:
+    hang_factor: float = 10.0  # ... max(hang_floor_s, hang_factor x median step time) ...
+    hang_floor_s: float = 300.0
+    hang_warmup_steps: int = 5  # ... once this many steps are timed; before that, hang_startup_s
+    hang_startup_s: float = 1800.0
 
     def validate(self) -> None:
         if self.spike_window < 2:
@@ -248,6 +309,12 @@ class FaultsSection:
             raise ConfigError(f"faults.spike_min_ratio must be >= 0, got {self.spike_min_ratio}")
         if self.max_consecutive_skips < 1 or self.max_rollbacks < 0:
             raise ConfigError("faults.max_consecutive_skips must be >= 1 and faults.max_rollbacks >= 0")
+        for name in ("hang_timeout_s", "hang_factor", "hang_floor_s", "hang_startup_s"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                raise ConfigError(f"faults.{name} must be a finite number >= 0, got {value!r}")
+        if self.hang_warmup_steps < 1:
+            raise ConfigError(f"faults.hang_warmup_steps must be >= 1, got {self.hang_warmup_steps}")
 
 
 @dataclass
@@ -349,7 +416,32 @@ class LoggingSection:
             raise ConfigError("logging.tensorboard is true but the tensorboard package is not installed")
 
 
-RUNTIME_ONLY = (("train", "exit_at_step"), ("train", "torch_threads"), ("logging", "progress"))
+@dataclass
+class EvalSection:
+    """Task files scored during pretraining (evaluation/in_loop.py); none by default."""
+
+    tasks: list[str] = field(default_factory=list)  # task files (.jsonl), e.g. converted with --convert
+    task_interval: int = 0  # score them every N steps (0 = never)
+    task_limit: int = 0  # first N test examples per task (0 = all)
+    task_shots: int | None = None  # None: each task's own
+
+    def validate(self) -> None:
+        if self.task_interval < 0 or self.task_limit < 0:
+            raise ConfigError(
+                f"eval.task_interval and eval.task_limit must be >= 0, got {self.task_interval}, {self.task_limit}"
+            )
+        if self.task_shots is not None and self.task_shots < 0:
+            raise ConfigError(f"eval.task_shots must be >= 0, got {self.task_shots}")
+        if self.tasks and not self.task_interval:
+            raise ConfigError("eval.tasks is set but eval.task_interval is 0: say how often to score them")
+        missing = [t for t in self.tasks if not Path(t).is_file()]
+        if missing:
+            raise ConfigError(f"eval.tasks: no such file(s) {missing}")
+
+
+RUNTIME_ONLY = (("train", "exit_at_step"), ("train", "torch_threads"), ("logging", "progress"),
+                *(("faults", f"hang_{k}") for k in ("watchdog", "timeout_s", "factor", "floor_s",
+                                                   "warmup_steps", "startup_s")))  # fmt: skip
 
 
 @dataclass
@@ -363,6 +455,7 @@ class RunConfig:
     logging: LoggingSection = field(default_factory=LoggingSection)
     faults: FaultsSection = field(default_factory=FaultsSection)
     controller: ControllerSection = field(default_factory=ControllerSection)
+    eval: EvalSection = field(default_factory=EvalSection)
 
     @property
     def run_dir(self) -> Path:
@@ -379,6 +472,7 @@ class RunConfig:
             self.logging,
             self.faults,
             self.controller,
+            self.eval,
         ):
             section.validate()
         c = self.controller
@@ -391,7 +485,9 @@ class RunConfig:
 
     # ---- YAML in and out ------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return to_plain(dataclasses.asdict(self))
+        data = to_plain(dataclasses.asdict(self))
+        data["model"]["overrides"] = self.model.overrides.given()  # as written: same YAML and hash as before
+        return data
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -404,6 +500,8 @@ class RunConfig:
         data = self.to_dict()
         for section, key in RUNTIME_ONLY:
             data[section].pop(key, None)
+        if data["eval"] == to_plain(dataclasses.asdict(EvalSection())):
+            data.pop("eval")  # runs from before the eval section keep their hash
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     @classmethod

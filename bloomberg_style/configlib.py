@@ -227,6 +227,12 @@ def coerce(hint: Any, value: Any, where: str) -> Any:
 
 
 # ---- command-line flags from the same dataclasses -------------------------------------
+def add_set_flag(parser: argparse.ArgumentParser, example: str = "train.steps=100") -> None:
+    """The repeatable `--set KEY=VALUE` of every command that reads a config file (apply_override)."""
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"override a config value, e.g. --set {example} (repeatable)")  # fmt: skip
+
+
 def flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
 

@@ -98,7 +98,8 @@ def test_flag_defaults_are_the_dataclass_defaults():
     assert from_flags(TokenizerOptions, args) == TokenizerOptions()
     # The options dataclass and the trainer agree on every keyword and default.
     params = inspect.signature(train_split_merge).parameters
-    fields = {f.name: f.default for f in dataclasses.fields(TokenizerOptions)}
+    modes = {"chunk_only", "merge_only"}  # which job runs (one chunk, the merge), not trainer options
+    fields = {f.name: f.default for f in dataclasses.fields(TokenizerOptions) if f.name not in modes}
     assert fields == {n: p.default for n, p in params.items() if p.kind is p.KEYWORD_ONLY}
 
 
@@ -182,3 +183,33 @@ def test_sft_stage_keys_are_the_pretraining_sections():
                                                  weight_decay=0.0, grad_clip=1.0)  # fmt: skip
     built = stage.train_section(steps=40)
     assert (built.steps, built.global_batch_size, built.eval_interval, built.log_interval) == (40, 16, 40, 10)
+
+
+def test_prepare_data_and_export_hf_flags_are_the_dataclass_fields():
+    """prepare-data and export-hf flags come from PrepareOptions / ExportOptions like the other commands."""
+    from bloomberg_style.cli import export_hf, prepare_data
+    from bloomberg_style.data.prepare import PrepareOptions, prepare
+    from bloomberg_style.export.folder import ExportOptions
+
+    parser = prepare_data.build_parser()
+    assert from_flags(PrepareOptions, parser.parse_args(["--output", "x"])) == PrepareOptions()
+    args = parser.parse_args(
+        ["--output", "x", "--parts", "3", "--no-merge", "--dedup", "exact", "--no-progress"]
+    )
+    assert from_flags(PrepareOptions, args) == PrepareOptions(
+        num_parts=3, merge=False, dedup="exact", progress=False
+    )
+    # The options and prepare() agree on every keyword and default (slice and log are per call).
+    params = inspect.signature(prepare).parameters
+    fields = {f.name: f.default for f in dataclasses.fields(PrepareOptions)}
+    keywords = {n: p.default for n, p in params.items() if p.kind is p.KEYWORD_ONLY}
+    assert fields == {n: d for n, d in keywords.items() if n not in ("slice_spec", "log")}
+    with pytest.raises(SystemExit):
+        export_hf.main(["--output", "y"])  # --checkpoint is required
+    assert [f.name for f in dataclasses.fields(ExportOptions)] == [
+        "checkpoint",
+        "output",
+        "dtype",
+        "tokenizer",
+    ]
+    assert export_hf.main(["--checkpoint", "/nonexistent/run", "--output", "/tmp/never-written"]) == 2

@@ -82,3 +82,54 @@ def test_warmup_cosine_schedule():
     assert s.lr_at(1800) == pytest.approx(4e-5) and s.min_lr == pytest.approx(4e-6)
     with pytest.raises(ValueError):
         s.scale(0)
+
+
+def test_model_overrides_mirror_model_config():
+    """config.py cannot import model/: its typed overrides must be exactly ModelConfig's fields."""
+    import dataclasses
+    import typing
+
+    from bloomberg_style.config import ModelOverrides
+    from bloomberg_style.model import ModelConfig
+
+    ours = typing.get_type_hints(ModelOverrides)
+    theirs = typing.get_type_hints(ModelConfig)
+    assert [f.name for f in dataclasses.fields(ModelOverrides)] == [
+        f.name for f in dataclasses.fields(ModelConfig)
+    ]
+    for name, hint in theirs.items():
+        assert ours[name] == hint | None, name
+
+
+def test_model_overrides_are_typed_with_file_and_line(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("model:\n  preset: tiny\n  overrides:\n    hidden_size: 64\n    num_layrs: 2\n")
+    with pytest.raises(ConfigError, match=r"run.yaml:5: model.overrides.num_layrs: unknown key"):
+        RunConfig.load(path)
+    path.write_text("model:\n  overrides:\n    hidden_size: wide\n")
+    with pytest.raises(ConfigError, match=r"run.yaml:3: model.overrides.hidden_size: expected an integer"):
+        RunConfig.load(path)
+    path.write_text("model:\n  overrides:\n    max_seq_len: 512\n")
+    with pytest.raises(ConfigError, match=r"run.yaml:3: model.overrides.max_seq_len is set by the run"):
+        RunConfig.load(path)
+
+
+def test_model_config_from_run():
+    """Preset + the overrides the YAML gave; the rest from the run; config.yaml shows only what was written."""
+    from bloomberg_style.model import ModelConfig
+
+    cfg = RunConfig.load(DEMO_CONFIG, ["model.overrides.num_layers=3", "model.overrides.layer_norm_eps=1e-6"])
+    model = ModelConfig.from_run(cfg, vocab_size=1000)
+    assert model.num_layers == 3 and model.layer_norm_eps == 1e-6
+    assert model.vocab_size == 1024 and model.max_seq_len == cfg.data.seq_len
+    assert cfg.to_dict()["model"]["overrides"] == {**RunConfig.load(DEMO_CONFIG).to_dict()["model"]["overrides"],
+                                                   "num_layers": 3, "layer_norm_eps": 1e-6}  # fmt: skip
+    bad = RunConfig.load(DEMO_CONFIG, ["model.overrides.num_heads=7"])
+    with pytest.raises(ConfigError, match="model: ModelConfig.hidden_size"):
+        ModelConfig.from_run(bad, vocab_size=1000)
+
+
+def test_schedule_from_run():
+    cfg = RunConfig.load(DEMO_CONFIG, ["train.steps=100", "optim.warmup_steps=10", "optim.decay_steps=0"])
+    s = WarmupCosineSchedule.from_run(cfg)
+    assert (s.peak_lr, s.min_lr, s.warmup_steps, s.decay_steps) == (cfg.optim.lr, cfg.optim.min_lr, 10, 90)

@@ -1,6 +1,6 @@
 """lm-eval compatibility: an exported folder scores under `lm_eval --model hf` as under our scorer.
 
-Needs the optional lm-eval package (`pip install lm-eval`); skipped without it. Runs
+Needs lm-eval (in the dev extra: `pip install -e ".[dev]"`); skipped without it. Runs
 fully offline (HF_HUB_OFFLINE, HF_DATASETS_OFFLINE): a local model folder, a local task.
 """
 
@@ -111,6 +111,9 @@ def test_lm_eval_harness_matches_our_scorer(exported, tmp_path):
     )
     ours = score_task(model, tok, task, shots=0, bos=False, rule="plain")
     assert len(samples) == len(ours.predictions) == 9
+    gaps = [abs(float(r[0][0]) - lp) for s, p in zip(samples, ours.predictions)
+            for r, lp in zip(s["resps"], p["logprobs"].values())]  # fmt: skip
+    print(f"lm-eval vs ours: {len(gaps)} log-likelihoods, max |difference| {max(gaps):.2e}")
     for sample, prediction in zip(samples, ours.predictions):
         theirs = [float(r[0][0]) for r in sample["resps"]]
         assert theirs == pytest.approx(list(prediction["logprobs"].values()), abs=1e-3)

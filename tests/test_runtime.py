@@ -38,7 +38,6 @@ def test_paper_config_as_the_engine_sees_it():
     from bloomberg_style.model import ModelConfig
     from bloomberg_style.training.deepspeed_config import build_deepspeed_config, mics_available
     from bloomberg_style.training.distributed import init_distributed
-    from bloomberg_style.training.pretrain import build_model_config
     from bloomberg_style.training.schedule import WarmupCosineSchedule
 
     init_distributed()  # DeepSpeed's config parser asks the process group for this rank
@@ -76,7 +75,7 @@ def test_paper_config_as_the_engine_sees_it():
                                  cfg.train.steps - cfg.optim.warmup_steps)  # fmt: skip
     assert sched.lr_at(1799) == pytest.approx(6e-5) and sched.lr_at(0) == pytest.approx(6e-5 / 1800)
     assert sched.lr_at(cfg.train.steps) == pytest.approx(6e-6)
-    model = build_model_config(cfg, 131072)
+    model = ModelConfig.from_run(cfg, 131072)
     assert model == ModelConfig.preset("bloomberggpt-50b", max_seq_len=2048, activation_checkpointing=True)
     assert model.num_parameters() == 50_558_868_480
     # 139,200 steps of the ramp: 7,200 x 1,024 + 132,000 x 2,048 sequences of 2,048 tokens = 569B tokens.

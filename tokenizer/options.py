@@ -27,6 +27,10 @@ class TokenizerOptions:
     heldout_max_bytes: int = 8 << 20  # with a sweep: at most this much held-out text
     keep_work: bool = False  # keep chunk and source models in the output folder
     show_progress: bool = True
+    # Across nodes: "K/N" trains and saves only chunk K of N into OUTPUT/chunks/ (a Slurm array
+    # task); merge_only merges the saved chunks into the tokenizer (the final job).
+    chunk_only: str | None = None
+    merge_only: bool = False
 
     @classmethod
     def load(cls, path: str | Path, overrides: list[str] | None = None) -> TokenizerOptions:
@@ -36,6 +40,24 @@ class TokenizerOptions:
 
     def train(self, inputs: list[str | Path], output_dir: str | Path) -> dict[str, Any]:
         """Train split-and-merge with these options (validated there, ValueError naming the field)."""
-        from tokenizer.split_merge import train_split_merge
+        from tokenizer import split_merge
 
-        return train_split_merge(inputs, output_dir, **dataclasses.asdict(self))
+        options = dataclasses.asdict(self)
+        chunk_only, merge_only = options.pop("chunk_only"), options.pop("merge_only")
+        if chunk_only is not None or merge_only:
+            if chunk_only is not None and merge_only:
+                raise ValueError("chunk_only and merge_only exclude each other (one job does one of them)")
+            if self.sweep is not None:
+                raise ValueError(
+                    "sweep needs the single-machine run (its held-out sample streams with the chunks)"
+                )
+        if merge_only:
+            return split_merge.merge_chunks(output_dir, vocab_size=self.vocab_size, keep_work=self.keep_work)
+        if chunk_only is not None:
+            return split_merge.train_chunk_only(
+                inputs, output_dir, split_merge.parse_chunk_spec(chunk_only),
+                chunks=self.chunks, chunk_bytes=self.chunk_bytes, chunk_vocab_size=self.chunk_vocab_size,
+                text_field=self.text_field, trainer=self.trainer, max_piece_length=self.max_piece_length,
+                show_progress=self.show_progress,
+            )  # fmt: skip
+        return split_merge.train_split_merge(inputs, output_dir, **options)

@@ -597,3 +597,198 @@ def train_split_merge(
     stats["wall_time_s"] = round(time.perf_counter() - start, 3)
     (out / "training_stats.json").write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
     return stats
+
+
+# ---- across nodes: one chunk per job (--chunk-only K/N), then one merge (--merge-only) ----------
+
+CHUNKS_DIR = "chunks"  # OUTPUT/chunks/: plan.json, chunk-SSS-IIIII.model.json and .stats.json
+PLAN_FORMAT = "bloomberg_style.tokenizer_chunks/1"
+
+
+def parse_chunk_spec(text: str) -> tuple[int, int]:
+    """ "3/16" -> (3, 16): chunk K of N, 0 <= K < N."""
+    try:
+        k, n = (int(x) for x in str(text).split("/"))
+    except ValueError:
+        raise ValueError(f"chunk_only={text!r}: expected K/N, e.g. 0/16") from None
+    if not (n >= 1 and 0 <= k < n):
+        raise ValueError(f"chunk_only={text!r}: need 0 <= K < N")
+    return k, n
+
+
+def chunk_plan(sources: list[Source], task: dict[str, Any], text_field: str) -> dict[str, Any]:
+    """What every chunk job must agree on: the sources (files, documents, bytes, chunks) and
+    the per-chunk training options. Its sha256 goes into every chunk's stats."""
+    import hashlib
+
+    plan = {
+        "format": PLAN_FORMAT,
+        "text_field": text_field,
+        "chunk_options": {k: task[k] for k in ("vocab_size", "trainer", "max_piece_length")},
+        "sources": [
+            {"name": s.name, "files": [str(f.resolve()) for f in s.files], "documents": s.documents,
+             "bytes": s.bytes, "chunks": s.chunks}
+            for s in sources
+        ],
+    }  # fmt: skip
+    plan["sha256"] = hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()
+    return plan
+
+
+def chunk_name(source: int, index: int) -> str:
+    return f"chunk-{source:03d}-{index:05d}"
+
+
+def train_chunk_only(
+    inputs: Sequence[str | Path],
+    output_dir: str | Path,
+    chunk: tuple[int, int],
+    *,
+    chunks: int | None = None,
+    chunk_bytes: int | None = None,
+    chunk_vocab_size: int = 65536,
+    text_field: str = "text",
+    trainer: str = "sentencepiece",
+    max_piece_length: int = 16,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Train chunk K of N (all sources' chunks numbered in input order) into OUTPUT/chunks/.
+
+    Every job scans the inputs (a read pass, counting bytes) to compute the same plan as the
+    single-machine run, streams only the source that holds chunk K, keeps that chunk's
+    documents and trains it in this process on all its cores. With `chunks` unset the plan has
+    N chunks in all (as `--chunks N`); with `chunk_bytes` the plan must come out at N.
+    """
+    k, n = chunk
+    if chunks is None and chunk_bytes is None:
+        chunks = n
+    if chunks is not None and chunks != n:
+        raise ValueError(f"chunk_only={k}/{n} but chunks={chunks}: give the same N (or leave chunks out)")
+    check_options(MIN_VOCAB_SIZE, chunk_vocab_size, 1, trainer, chunks, chunk_bytes, None, 1)
+    sources = resolve_sources(inputs)
+    scan_sources(sources, text_field, Holdout(), show_progress)
+    plan_chunks(sources, chunks, chunk_bytes)
+    total = sum(s.chunks for s in sources)
+    if total != n:
+        raise ValueError(f"chunk_only={k}/{n}: chunk_bytes={chunk_bytes} gives {total} chunks; use N={total}")
+    task = {"vocab_size": chunk_vocab_size, "trainer": trainer, "max_piece_length": max_piece_length,
+            "num_threads": available_cpus()}  # fmt: skip
+    plan = chunk_plan(sources, task, text_field)
+    out = Path(output_dir) / CHUNKS_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "plan.json", plan)  # every job writes the same file
+
+    i, j = locate_chunk(sources, k)
+    source = sources[i]
+    work = out / f"work-{chunk_name(i, j)}-{os.getpid()}"
+    work.mkdir()
+    try:
+        chunk_path = _stream_one_chunk(work, i, j, source, text_field)
+        name = chunk_name(i, j)
+        tmp_model = work / f"{name}.model.json"
+        info = train_chunk({"chunk_path": chunk_path, "model_path": str(tmp_model), **task})
+        os.replace(tmp_model, out / f"{name}.model.json")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    stats = {"chunk": k, "of": n, "source": source.name, "source_index": i, "index": j,
+             "plan_sha256": plan["sha256"], **info}  # fmt: skip
+    atomic_write_json(out / f"{name}.stats.json", stats)  # last: the chunk is finished
+    return stats
+
+
+def locate_chunk(sources: list[Source], k: int) -> tuple[int, int]:
+    """(source, index within it) of global chunk k; chunks are numbered source after source."""
+    first = 0
+    for i, s in enumerate(sources):
+        if k < first + s.chunks:
+            return i, k - first
+        first += s.chunks
+    raise ValueError(f"chunk {k} is past the plan's {first} chunks")
+
+
+def _stream_one_chunk(work: Path, i: int, j: int, source: Source, text_field: str) -> str:
+    """Write source i's chunk j exactly as the single-machine split does; other chunks are dropped."""
+    writer = ChunkWriter(work, i, source.chunks, source.bytes)
+    for doc, n in checked_documents(source, text_field):
+        for part, m in split_long_document(doc.text, n, max(1, math.ceil(writer.target))):
+            if (closed := writer.add(part, m)) is not None:
+                if closed[0] == j:
+                    return closed[1]
+                os.remove(closed[1])
+    closed = writer.close()
+    if closed is None or closed[0] != j:
+        raise CorpusError(f"{source.name}: chunk {j} came out empty (fewer documents than chunks)")
+    return closed[1]
+
+
+def merge_chunks(
+    output_dir: str | Path, *, vocab_size: int = 131072, keep_work: bool = False
+) -> dict[str, Any]:
+    """Merge the chunk models of OUTPUT/chunks/ (every one of the plan's chunks must be there)
+    in the single-machine order, prune, and write the tokenizer and training_stats.json."""
+    start = time.perf_counter()
+    if vocab_size < MIN_VOCAB_SIZE:
+        raise ValueError(f"vocab_size={vocab_size} is below {MIN_VOCAB_SIZE} (256 byte symbols + EOD)")
+    out = Path(output_dir)
+    folder = out / CHUNKS_DIR
+    if not (folder / "plan.json").is_file():
+        raise FileNotFoundError(f"{folder / 'plan.json'}: no chunk plan (run the --chunk-only jobs first)")
+    plan = json.loads((folder / "plan.json").read_text(encoding="utf-8"))
+    names = [(i, j) for i, s in enumerate(plan["sources"]) for j in range(s["chunks"])]
+    missing, stale, rows = [], [], []
+    for k, (i, j) in enumerate(names):
+        stats_file = folder / f"{chunk_name(i, j)}.stats.json"
+        if not stats_file.is_file() or not (folder / f"{chunk_name(i, j)}.model.json").is_file():
+            missing.append(k)
+            continue
+        row = json.loads(stats_file.read_text(encoding="utf-8"))
+        if row.get("plan_sha256") == plan["sha256"]:
+            rows.append(row)
+        else:
+            stale.append(k)
+    if missing or stale:
+        raise ValueError(
+            f"{folder}: of {len(names)} chunks, missing {missing[:20]}"
+            f"{', stale (another plan) ' + str(stale[:20]) if stale else ''}: rerun --chunk-only K/{len(names)} "
+            "for those K (Slurm: resubmit those array indices)"
+        )
+    corpus, source_models = ModelMerger(), []
+    for i, s in enumerate(plan["sources"]):  # chunk order within a source, sources in input order
+        merger = ModelMerger()
+        for j in range(s["chunks"]):
+            merger.add(
+                UnigramModel.load(folder / f"{chunk_name(i, j)}.model.json"), name=f"{s['name']} chunk {j}"
+            )
+        model = merger.result()
+        corpus.add(model, name=s["name"])
+        source_models.append({"source": s["name"], "bytes": model.bytes_seen, "pieces": len(model.pieces)})
+    merged = corpus.result()
+    tok = save_tokenizer(merged, vocab_size, out)
+    stats = {
+        "documents": sum(s["documents"] for s in plan["sources"]),
+        "bytes": merged.bytes_seen,
+        "vocab_size": tok.vocab_size,
+        "requested_vocab_size": vocab_size,
+        "tokens_before_pruning": len(merged.pieces) + 1,
+        "eod_id": tok.eod_id,
+        **plan["chunk_options"],
+        "pretokenize_pattern": PRETOKENIZE_PATTERN,
+        "mode": "merge-only",
+        "plan_sha256": plan["sha256"],
+        "sources": [
+            {k: v for k, v in s.items() if k != "files"} | {"files": len(s["files"])} for s in plan["sources"]
+        ],
+        "source_models": source_models,
+        "chunks": sorted(rows, key=lambda r: r["chunk"]),
+        "merge_seconds": round(time.perf_counter() - start, 3),
+    }
+    if not keep_work:
+        shutil.rmtree(folder)
+    (out / "training_stats.json").write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
+    return stats
+
+
+def atomic_write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)

@@ -15,6 +15,18 @@ def _ref(ref: ModelRef | str | Path) -> ModelRef:
     return ref if isinstance(ref, ModelRef) else resolve(ref)
 
 
+# Names people write for a weights dtype (config `precision`, --dtype flags): one table for all.
+TORCH_DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
+                "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}  # fmt: skip
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    """torch.bfloat16 for "bf16" or "bfloat16" (and so on); ValueError naming the choices."""
+    if name not in TORCH_DTYPES:
+        raise ValueError(f"unknown dtype {name!r}; one of {sorted(TORCH_DTYPES)}")
+    return TORCH_DTYPES[name]
+
+
 def load_model(
     ref: ModelRef | str | Path,
     dtype: torch.dtype | None = torch.float32,

@@ -3,6 +3,7 @@ few-shot tasks, the paper's way.
 
     bloomberg-style evaluate --checkpoint runs/demo --tasks configs/eval/fpb_demo.jsonl
     bloomberg-style evaluate --checkpoint HF_DIR --data financial=shards/fin --text web=web/*.jsonl
+    bloomberg-style evaluate --convert fpb Sentences_50Agree.txt --output fpb.jsonl
 
 --checkpoint is a run folder, a checkpoint folder or a Hugging Face BLOOM folder. With
 neither --data nor --text, a run's own domains are scored on their validation split.
@@ -58,7 +59,43 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def convert_main(argv: list[str], prog: str | None = None) -> int:
+    """`evaluate --convert NAME SRC... --output TASK.jsonl`: a public data set -> a task file."""
+    from bloomberg_style.evaluation.converters import (
+        CONVERTERS,
+        ConvertError,
+        convert,
+        parse_source,
+        write_task,
+    )
+
+    parser = argparse.ArgumentParser(prog=prog, description="Convert a public data set to a task file.")
+    parser.add_argument("--convert", nargs="+", required=True, metavar=("NAME", "SRC"),
+                        help=f"data set ({', '.join(CONVERTERS)}) and its files: PATH or train=PATH / test=PATH")  # fmt: skip
+    parser.add_argument("--output", required=True, help="task file to write (.jsonl)")
+    parser.add_argument(
+        "--test-fraction", type=float, default=0.2, help="share of rows of a plain PATH scored"
+    )
+    parser.add_argument("--seed", type=int, default=1234, help="seed of the train/test assignment")
+    parser.add_argument("--force", action="store_true", help="replace an existing --output")
+    args = parser.parse_args(argv)
+    name, *sources = args.convert
+    try:
+        if not 0 < args.test_fraction <= 1:
+            raise ConvertError(f"--test-fraction must be in (0, 1], got {args.test_fraction}")
+        header, records = convert(name, [parse_source(s, args.test_fraction, args.seed) for s in sources])
+        path = write_task(args.output, header, records, force=args.force)
+    except ConvertError as err:
+        parser.exit(2, f"evaluate --convert: error: {err}\n")
+    splits = {split: sum(r.get("split") == split for r in records) for split in ("train", "test")}
+    print(f"wrote {path}: {header['task']}, {splits['test']} test and {splits['train']} train examples")
+    return 0
+
+
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--convert" in argv:
+        return convert_main(argv, prog)
     parser = build_parser(prog)
     options = from_flags(EvalOptions, parser.parse_args(argv))
     try:

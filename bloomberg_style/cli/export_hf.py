@@ -1,17 +1,45 @@
 """`bloomberg-style export-hf` (and launch/export_hf.py): a checkpoint as a Hugging Face BLOOM folder.
 
 bloomberg-style export-hf --checkpoint runs/NAME --output hf/NAME [--dtype bfloat16] [--tokenizer DIR]
+
+The flags are export/folder.py's ExportOptions fields.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
+
+from bloomberg_style.configlib import add_flags, from_flags
+
+HELP = {
+    "checkpoint": "run folder, RUN/checkpoints or a step_* folder",
+    "output": "folder to write (created)",
+    "dtype": "weights dtype (default: float32)",
+    "tokenizer": "tokenizer folder (default: RUN/tokenizer)",
+}
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    from bloomberg_style.export.folder import main as export_main
+    from bloomberg_style.export.folder import DTYPE_NAMES, ExportOptions
 
-    return export_main(argv)
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Export one of our checkpoints as a Hugging Face BLOOM folder."
+    )
+    special = {
+        "checkpoint": {"required": True},
+        "output": {"required": True},
+        "dtype": {"choices": DTYPE_NAMES},
+    }
+    add_flags(parser, ExportOptions, HELP, special=special)
+    options = from_flags(ExportOptions, parser.parse_args(argv))
+    try:
+        out = options.run()
+    except (FileNotFoundError, ValueError) as exc:  # no checkpoint there, output exists, bad folder
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {out} (config.json, model.safetensors, tokenizer)")
+    return 0
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import json
 import sys
 
 from bloomberg_style.config import ConfigError, RunConfig
-from bloomberg_style.configlib import packaged
+from bloomberg_style.configlib import add_set_flag, packaged
 
 DEMO_CONFIG = packaged("pretrain/demo.yaml")
 
@@ -26,13 +26,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "resume only run folders you or someone you trust wrote.",
     )
     parser.add_argument("--config", default=str(DEMO_CONFIG), help="run YAML (default: the CPU demo)")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set train.steps=100 (repeatable)",
-    )
+    add_set_flag(parser)
     parser.add_argument(
         "--dry-run", action="store_true", help="print the resolved config and batch arithmetic"
     )
@@ -74,11 +68,15 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if args.dry_run:
         dry_run(cfg)
         return 0
+    from bloomberg_style.evaluation.fewshot import TaskError
+    from bloomberg_style.evaluation.in_loop import check_task_files, task_evaluation
     from bloomberg_style.training.pretrain import run_pretraining
 
     try:
-        summary = run_pretraining(cfg)
-    except ConfigError as exc:
+        check_task_files(cfg.eval.tasks)  # a bad task file fails before any compute
+        # The trainer (training/) cannot import evaluation/; the task scorer is passed in here.
+        summary = run_pretraining(cfg, extra_evaluation=task_evaluation)
+    except (ConfigError, TaskError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return int(summary.get("exit_code", 0))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bloomberg_style.configlib import packaged
+from bloomberg_style.configlib import add_set_flag, packaged
 
 DEMO_RECIPE = packaged("sft/demo.yaml")
 
@@ -24,13 +24,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     )
     parser.add_argument("--recipe", default=str(DEMO_RECIPE), help="recipe YAML (default: the CPU demo)")
     parser.add_argument("--base", default=None, help="base model (overrides the recipe's `base`)")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a value: stages.0.lr=1e-4, stages.NAME.epochs=1, stages.*.epochs=1, defaults.x=...",
-    )
+    add_set_flag(parser, "stages.0.lr=1e-4, stages.NAME.epochs=1, stages.*.epochs=1, defaults.x=...")
     parser.add_argument("--dry-run", action="store_true", help="print the resolved recipe and the stage plan")
     parser.add_argument("--local_rank", type=int, default=None, help=argparse.SUPPRESS)  # set by deepspeed
     args = parser.parse_args(argv)

@@ -10,6 +10,10 @@ Writes OUTPUT/tokenizer.json (Hugging Face tokenizers) and the configs that
 transformers.AutoTokenizer.from_pretrained(OUTPUT) reads, OUTPUT/merged_model.json
 (the unpruned merged model), OUTPUT/training_stats.json and, with --sweep,
 OUTPUT/vocab_sweep.{json,png}. See docs/tokenizer.md. The flags are TokenizerOptions' fields.
+
+Across nodes (launch/slurm/train_tokenizer.sbatch): `--chunk-only K/N` trains and saves chunk
+K of N into OUTPUT/chunks/ (one Slurm array task each), then `--merge-only` (no --input needed)
+merges them; the tokenizer equals the single-machine one trained with `--chunks N`.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from bloomberg_style.configlib import add_flags, from_flags
 from bloomberg_style.corpus import CorpusError
@@ -39,9 +44,11 @@ HELP = {
     "max_piece_length": "longest piece, in bytes",
     "keep_work": "keep chunk and source models in OUTPUT",
     "show_progress": "no progress bars",
+    "chunk_only": "K/N: train and save only chunk K of N into OUTPUT/chunks/ (a Slurm array task)",
+    "merge_only": "merge the chunks saved in OUTPUT/chunks/ into the tokenizer (after every --chunk-only K/N)",
 }
 FLAGS = ["vocab_size", "chunk_vocab_size", "workers", "text_field", "sweep", "heldout_every", "trainer",
-         "max_piece_length", "keep_work", "show_progress"]  # fmt: skip
+         "max_piece_length", "keep_work", "show_progress", "chunk_only", "merge_only"]  # fmt: skip
 
 
 def parse_bytes(text: str) -> int:
@@ -70,8 +77,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument(
         "--input",
         nargs="+",
-        required=True,
-        help="files, folders or globs (.txt/.jsonl/.json/.parquet); one source each",
+        help="files, folders or globs (.txt/.jsonl/.json/.parquet); one source each (not with --merge-only)",
     )
     parser.add_argument("--output", required=True, help="folder for tokenizer.json and training_stats.json")
     split = parser.add_mutually_exclusive_group()
@@ -82,6 +88,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "sweep": {"type": sweep_arg},
         "trainer": {"choices": TRAINERS},
         "show_progress": {"flag": "--quiet"},
+        "chunk_only": {"metavar": "K/N"},
     }
     add_flags(parser, TokenizerOptions, HELP, only=FLAGS, special=special)
     return parser
@@ -90,19 +97,27 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
-    try:
-        resolve_sources(args.input)  # a missing or unsupported input fails before anything is written
-    except CorpusError as e:
-        parser.error(str(e))
+    if args.merge_only and args.input:
+        parser.error("--merge-only reads the chunk plan in OUTPUT/chunks/; give no --input")
+    if not args.merge_only:
+        if not args.input:
+            parser.error("the following arguments are required: --input")
+        try:
+            resolve_sources(args.input)  # a missing or unsupported input fails before anything is written
+        except CorpusError as e:
+            parser.error(str(e))
     try:
         stats = from_flags(TokenizerOptions, args).train(args.input, args.output)
-    except (CorpusError, ValueError) as e:
+    except (CorpusError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     summary = {k: v for k, v in stats.items() if k not in ("chunks", "bytes_per_chunk", "sweep")}
     print(json.dumps(summary, indent=2))
     if "sweep" in stats:
         print(sweep_table(stats["sweep"]["rows"]))
+    if args.chunk_only:
+        print(f"chunk {args.chunk_only} written to {Path(args.output) / 'chunks'} (then run --merge-only)")
+        return 0
     print(f"tokenizer written to {args.output}")
     return 0
 

@@ -55,13 +55,12 @@ def ensure_run_inputs(data: DataSection, log=print) -> None:
         log(f"tokenizer saved to {data.tokenizer} ({tok.vocab_size} tokens, {time.perf_counter() - t0:.1f}s)")
 
     if missing_shards:
-        from bloomberg_style.data.shards import write_token_shard
-        from tokenizer import NumericUnigramTokenizer
+        from bloomberg_style.data.shards import load_run_tokenizer, write_token_shard
 
-        tok = NumericUnigramTokenizer.load(data.tokenizer)
+        tok = load_run_tokenizer(data.tokenizer)
         for d in missing_shards:
             Path(d.prefix).parent.mkdir(parents=True, exist_ok=True)
-            stats = write_token_shard(d.inputs, tok, d.prefix, text_field=data.text_field)
+            stats = write_token_shard(d.inputs, data.tokenizer, d.prefix, text_field=data.text_field)
             log(f"shard {d.prefix}: {stats}")
 
 

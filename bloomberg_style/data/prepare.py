@@ -25,7 +25,6 @@ parts: a first pass hashes every document, in the same workers.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
@@ -33,10 +32,10 @@ import multiprocessing
 import os
 import shutil
 import signal
-import sys
 import time
 import unicodedata
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -116,13 +115,16 @@ def file_sha256(path: Path) -> str:
 
 def tokenizer_identity(folder: str | Path) -> dict[str, Any]:
     """sha256 of tokenizer.json, its vocabulary size and end-of-document id."""
-    from tokenizer import NumericUnigramTokenizer
+    from bloomberg_style.data.shards import TokenizerFolderError, load_run_tokenizer
 
     file = Path(folder)
     file = file / "tokenizer.json" if file.is_dir() else file
     if not file.is_file():
         raise PrepareError(f"--tokenizer {folder}: no tokenizer.json there (run launch/train_tokenizer.py)")
-    tok = NumericUnigramTokenizer.load(file)  # loading starts no Rust threads; encoding would
+    try:  # ours, or any Hugging Face tokenizer folder (its eos token ends each document)
+        tok = load_run_tokenizer(file)  # loading starts no Rust threads; encoding would
+    except TokenizerFolderError as exc:
+        raise PrepareError(f"--tokenizer {folder}: {exc}") from None
     vocab, eod = int(tok.vocab_size), int(tok.eod_id)
     return {
         "path": str(file.resolve()),
@@ -254,9 +256,9 @@ def _single_core_environment() -> None:
 def _worker_init(tokenizer_path: str) -> None:
     global _WORKER_TOKENIZER
     _single_core_environment()  # before the tokenizer is used in this process
-    from tokenizer import NumericUnigramTokenizer
+    from bloomberg_style.data.shards import load_run_tokenizer
 
-    _WORKER_TOKENIZER = NumericUnigramTokenizer.load(tokenizer_path)
+    _WORKER_TOKENIZER = load_run_tokenizer(tokenizer_path)
 
 
 def normalised_text(text: str) -> str:
@@ -448,6 +450,21 @@ def _dedup_drops(
         drops[name] = np.flatnonzero(duplicate[offset : offset + n]).tolist()
         offset += n
     return drops
+
+
+@dataclass
+class PrepareOptions:
+    """How `prepare` works (the flags of `bloomberg-style prepare-data` are these fields)."""
+
+    workers: int = 1  # encoding processes, one core each
+    text_field: str = "text"  # JSON field / parquet column with the text
+    batch_size: int = 256  # documents per encode_batch call
+    num_parts: int | None = None  # None: 4 per worker
+    part_bytes: int = DEFAULT_PART_BYTES  # at most about this many input bytes per part
+    dedup: str = "none"  # "none" | "exact"
+    overwrite: bool = False  # discard existing output and start over
+    merge: bool = True  # False: keep only the parts (name the manifest as a domain)
+    progress: bool = True
 
 
 def prepare(
@@ -679,94 +696,13 @@ def _merge(output: Path, manifest: dict[str, Any]) -> None:
 # ---------------------------------------------------------------- command line
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--input", nargs="+", help="files, folders or globs (.txt .jsonl .jsonl.gz .json .parquet)"
-    )
-    parser.add_argument("--tokenizer", help="folder written by launch/train_tokenizer.py")
-    parser.add_argument(
-        "--output",
-        required=True,
-        help="output prefix: PREFIX.bin/.idx/.stats.json, PREFIX.manifest.json and PREFIX.parts/",
-    )
-    parser.add_argument(
-        "--workers", type=int, default=1, help="encoding processes, one core each (default 1)"
-    )
-    parser.add_argument("--text-field", default="text", help="JSON field / parquet column with the text")
-    parser.add_argument("--batch-size", type=int, default=256, help="documents per encode_batch call")
-    parser.add_argument("--parts", type=int, default=None, help="number of parts (default: 4 per worker)")
-    parser.add_argument(
-        "--part-bytes",
-        type=int,
-        default=DEFAULT_PART_BYTES,
-        help="at most about this many input bytes per part",
-    )
-    parser.add_argument("--dedup", choices=("none", "exact"), default="none", help="drop exact duplicates")
-    parser.add_argument("--overwrite", action="store_true", help="discard existing output and start over")
-    parser.add_argument(
-        "--no-merge", action="store_true", help="keep only the parts (name the manifest as a domain)"
-    )
-    parser.add_argument("--slice", default=None, help="K/N: prepare only slice K of N (a Slurm array task)")
-    parser.add_argument("--finalize", action="store_true", help="validate the manifest's parts and merge")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def _log(message: str) -> None:
-    print(f"prepare_data: {message}", file=sys.stderr, flush=True)
-
-
-def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    """prepare_data's main: exit 2 with a one-line message on bad input."""
-    try:
-        if args.finalize:
-            manifest = finalize(args.output, merge=not args.no_merge, log=_log)
-        else:
-            if not args.input or not args.tokenizer:
-                raise PrepareError("--input and --tokenizer are required (except with --finalize)")
-            manifest = prepare(
-                args.input,
-                args.tokenizer,
-                args.output,
-                workers=args.workers,
-                text_field=args.text_field,
-                batch_size=args.batch_size,
-                num_parts=args.parts,
-                part_bytes=args.part_bytes,
-                dedup=args.dedup,
-                overwrite=args.overwrite,
-                merge=not args.no_merge,
-                slice_spec=parse_slice(args.slice) if args.slice else None,
-                progress=not args.no_progress,
-                log=_log,
-            )
-    except (CorpusError, FileNotFoundError, PrepareError) as err:
-        parser.exit(2, f"prepare_data: error: {err}\n")
-    summary = {**(manifest.get("totals") or {}), "parts": len(manifest["parts"])}
-    summary.update({k: manifest.get(k) for k in ("complete", "merged", "last_run")})
-    print(json.dumps(summary, indent=2))
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="prepare_data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_arguments(parser)
-    return run(parser.parse_args(argv), parser)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 __all__ = [
     "PrepareError",
-    "add_arguments",
+    "PrepareOptions",
     "finalize",
     "manifest_parts",
     "manifest_path",
     "prepare",
-    "run",
 ]
 
 

@@ -14,6 +14,7 @@ so an interrupted run never leaves a half-written shard behind a valid name.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 import os
@@ -134,15 +135,157 @@ def _batches(texts: Iterable[str], batch_size: int) -> Iterator[list[str]]:
         yield batch
 
 
+class HFFolderTokenizer:
+    """A Hugging Face tokenizer folder (tokenizer.json + tokenizer_config.json) for shards and training.
+
+    Read with the `tokenizers` library alone (no transformers import in prepare_data's
+    workers). The end-of-document id is the folder's eos token, as BLOOM/LLaMA pretraining
+    separates documents; no other special token is added to a document (no BOS).
+    """
+
+    def __init__(self, folder: str | Path):
+        from tokenizers import Tokenizer
+
+        self.path = Path(folder)
+        file, config_file = self.path / "tokenizer.json", self.path / HF_TOKENIZER_CONFIG
+        if not file.is_file():
+            raise TokenizerFolderError(
+                f"{self.path}: no tokenizer.json (a Hugging Face fast tokenizer folder)"
+            )
+        try:
+            config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
+        except json.JSONDecodeError as exc:
+            raise TokenizerFolderError(f"{config_file}: not valid JSON ({exc})") from None
+        self.backend = Tokenizer.from_file(str(file))
+        eos = config.get("eos_token")
+        eos = eos.get("content") if isinstance(eos, dict) else eos
+        eos_id = self.backend.token_to_id(eos) if isinstance(eos, str) else None
+        if eos_id is None:
+            raise TokenizerFolderError(
+                f"{config_file}: no eos_token{f' ({eos!r} is not in the vocabulary)' if eos else ''}; "
+                "set eos_token there: it separates the documents of a shard"
+            )
+        self.eos_token, self._eod_id = eos, int(eos_id)
+
+    @property
+    def eod_id(self) -> int:
+        return self._eod_id
+
+    @property
+    def vocab_size(self) -> int:
+        return self.backend.get_vocab_size(with_added_tokens=True)
+
+    def encode(self, text: str) -> list[int]:
+        return self.backend.encode(text, add_special_tokens=False).ids
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        return [e.ids for e in self.backend.encode_batch(list(texts), add_special_tokens=False)]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.backend.decode(list(ids), skip_special_tokens=False)
+
+
+HF_TOKENIZER_CONFIG = "tokenizer_config.json"
+
+
+class TokenizerFolderError(ValueError):
+    """A tokenizer folder that cannot be used (the message names the file)."""
+
+
+def is_hf_tokenizer_folder(folder: str | Path) -> bool:
+    """A tokenizer.json that is not our numeric Unigram one (a BPE, WordPiece ... or a foreign Unigram)."""
+    folder = Path(folder)
+    file = folder / "tokenizer.json"
+    if not file.is_file():
+        return False
+    try:
+        kind = json.loads(file.read_text(encoding="utf-8"))["model"]["type"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return False  # our loader names the bad file
+    return kind != "Unigram" or ((folder / HF_TOKENIZER_CONFIG).is_file() and not _loads_as_ours(folder))
+
+
+def _loads_as_ours(folder: Path) -> bool:
+    from tokenizer import NumericUnigramTokenizer
+
+    try:
+        NumericUnigramTokenizer.load(folder)
+    except ValueError:
+        return False
+    return True
+
+
+def load_run_tokenizer(folder: str | Path) -> ShardTokenizer:
+    """`data.tokenizer` of a run: our NumericUnigramTokenizer (the default), or any Hugging
+    Face tokenizer folder (continued pretraining of an existing model, e.g. BLOOM's BPE)."""
+    given = Path(folder)
+    folder = given.parent if given.is_file() else given  # a tokenizer.json file names its folder
+    if is_hf_tokenizer_folder(folder):
+        return HFFolderTokenizer(folder)
+    from tokenizer import NumericUnigramTokenizer
+
+    return NumericUnigramTokenizer.load(given)
+
+
+def tokenizer_sha256(folder: str | Path) -> str:
+    """sha256 of a tokenizer folder's tokenizer.json: the identity shards record."""
+    file = Path(folder)
+    file = file / "tokenizer.json" if file.is_dir() else file
+    digest = hashlib.sha256()
+    with open(file, "rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class ShardTokenizerMismatch(ValueError):
+    """Shards written with another tokenizer than the run's (the message names both)."""
+
+
+def check_shard_tokenizer(prefix: str | Path, tokenizer_dir: str | Path) -> None:
+    """Refuse a shard written with another tokenizer than `tokenizer_dir`'s.
+
+    The shard's PREFIX.stats.json records the sha256 of the tokenizer.json it was encoded
+    with (prepare_data, write_token_shard); a shard without it (older ones) is compared on
+    vocabulary size and end-of-document id. A shard with no stats file is let through: its
+    ids are still checked against the vocabulary by megatron's dataset builder.
+    """
+    if not stats_path(prefix).is_file():
+        return
+    try:
+        stats = ShardStats.load(prefix)
+    except (TypeError, json.JSONDecodeError) as exc:
+        raise ShardTokenizerMismatch(f"{stats_path(prefix)}: unreadable shard stats ({exc})") from None
+    folder = Path(tokenizer_dir)
+    file = folder / "tokenizer.json" if folder.is_dir() else folder
+    fix = (
+        "re-run prepare_data with this tokenizer, or set data.tokenizer to the one the shards were made with"
+    )
+    if stats.tokenizer_sha256:
+        sha = tokenizer_sha256(file)
+        if sha != stats.tokenizer_sha256:
+            raise ShardTokenizerMismatch(
+                f"shard {prefix} was encoded with tokenizer sha256 {stats.tokenizer_sha256[:12]}… "
+                f"({stats.tokenizer}), but the run's tokenizer {file} has sha256 {sha[:12]}…: {fix}"
+            )
+        return
+    tok = load_run_tokenizer(folder if folder.is_dir() else folder.parent)
+    if (stats.vocab_size, stats.eod_id) != (int(tok.vocab_size), int(tok.eod_id)):
+        raise ShardTokenizerMismatch(
+            f"shard {prefix} was encoded with a {stats.vocab_size}-token tokenizer (EOD id {stats.eod_id}, "
+            f"{stats.tokenizer}), but the run's tokenizer {folder} has {tok.vocab_size} tokens "
+            f"(EOD id {tok.eod_id}): {fix}"
+        )
+
+
 def _load_tokenizer(tokenizer: ShardTokenizer | str | Path) -> tuple[ShardTokenizer, str | None]:
     if isinstance(tokenizer, (str, Path)):
-        from tokenizer import NumericUnigramTokenizer
-
-        return NumericUnigramTokenizer.load(tokenizer), str(Path(tokenizer).resolve())
+        return load_run_tokenizer(tokenizer), str(Path(tokenizer).resolve())
     for attribute in ("eod_id", "vocab_size", "encode_batch"):
         if not hasattr(tokenizer, attribute):
             raise TypeError(f"tokenizer {type(tokenizer).__name__} has no {attribute!r}")
-    return tokenizer, getattr(tokenizer, "path", None)
+    path = getattr(tokenizer, "path", None)
+    return tokenizer, str(path) if path else None
 
 
 def write_token_shard(
@@ -234,6 +377,7 @@ def write_token_shard(
         tokenizer=tokenizer_path,
         inputs=[str(f) for f in files],
         seconds=round(time.perf_counter() - start, 3),
+        tokenizer_sha256=tokenizer_sha256(tokenizer_path) if tokenizer_path else "",
     )
     tmp_bin.replace(bin_path(prefix))  # the three renames come last, after all the work succeeded
     tmp_idx.replace(idx_path(prefix))

@@ -107,9 +107,8 @@ class Task:
         return self.separator.join(parts) + self.target_delimiter
 
 
-def load_task(path: str | Path) -> Task:
-    """Read and check a task file (format in the module docstring)."""
-    path = Path(path)
+def read_task_lines(path: Path) -> list[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a task file (any kind); TaskError names file:line."""
     if not path.is_file():
         raise TaskError(f"task file not found: {path}")
     records: list[tuple[int, dict]] = []
@@ -124,6 +123,26 @@ def load_task(path: str | Path) -> Task:
             if not isinstance(record, dict):
                 raise TaskError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
             records.append((number, record))
+    return records
+
+
+def split_example(record: dict, where: str, placeholders: set[str], answer: str) -> tuple[str, dict]:
+    """An example line's split and its prompt fields (everything but `answer` and split),
+    checked to hold every placeholder of the prompt as a string."""
+    split = record.get("split", "test")
+    if split not in ("train", "test"):
+        raise TaskError(f"{where}: split must be 'train' or 'test', got {split!r}")
+    fields = {k: v for k, v in record.items() if k not in (answer, "split")}
+    for name in placeholders:
+        if not isinstance(fields.get(name), str):
+            raise TaskError(f"{where}: the prompt uses {{{name}}} but this example has no string {name!r}")
+    return split, fields
+
+
+def load_task(path: str | Path) -> Task:
+    """Read and check a task file (format in the module docstring)."""
+    path = Path(path)
+    records = read_task_lines(path)
     if not records or "task" not in records[0][1]:
         raise TaskError(f"{path}:1: the first line must be the task header with a 'task' field")
     header_line, header = records[0]
@@ -173,15 +192,7 @@ def load_task(path: str | Path) -> Task:
         label = record.get("label")
         if label not in labels:
             raise TaskError(f"{where}: label {label!r} is not one of {list(labels)}")
-        split = record.get("split", "test")
-        if split not in ("train", "test"):
-            raise TaskError(f"{where}: split must be 'train' or 'test', got {split!r}")
-        fields = {k: v for k, v in record.items() if k not in ("label", "split")}
-        for name in placeholders:
-            if not isinstance(fields.get(name), str):
-                raise TaskError(
-                    f"{where}: the prompt uses {{{name}}} but this example has no string {name!r}"
-                )
+        split, fields = split_example(record, where, placeholders, "label")
         (train if split == "train" else test).append(Example(fields, label, number))
     if not test:
         raise TaskError(f"{path}: no test examples (lines with split 'test' or no split)")
@@ -220,8 +231,18 @@ def split_continuation(tokenizer, context: str, answer: str) -> tuple[list[int],
     return whole, n
 
 
+class ResultDict:
+    """to_dict of a task result (a dataclass with `predictions`): per-item predictions on request."""
+
+    def to_dict(self, with_predictions: bool = False) -> dict[str, Any]:
+        d = asdict(self)
+        if not with_predictions:
+            d.pop("predictions")
+        return d
+
+
 @dataclass
-class TaskResult:
+class TaskResult(ResultDict):
     task: str
     source: str
     shots: int
@@ -238,12 +259,6 @@ class TaskResult:
     truncated: int  # examples whose context was cut on the left even with no shots
     seconds: float
     predictions: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_dict(self, with_predictions: bool = False) -> dict[str, Any]:
-        d = asdict(self)
-        if not with_predictions:
-            d.pop("predictions")
-        return d
 
 
 def rule_scores(item: Sequence[tuple[float, int]], prior: Sequence[float]) -> dict[str, list[float]]:
@@ -303,9 +318,11 @@ def score_task(
     batch_size: int = 8,
     bos: bool = True,
     limit: int = 0,
+    indices: Sequence[int] | None = None,
 ) -> TaskResult:
     """Score the test examples of `task` (the first `limit` if > 0) under the three rules;
-    the best rule (or `rule`) is the result."""
+    the best rule (or `rule`) is the result. `indices` scores only those test examples, with
+    the shots a full run gives them (one rank's share in data-parallel evaluation)."""
     if rule is not None and rule not in RULES:
         raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
     if limit < 0:
@@ -320,8 +337,10 @@ def score_task(
     prefix = [tokenizer.eod_id] if bos else []
     label_names = list(task.labels)
 
+    chosen = range(len(task.test)) if indices is None else indices
     requests, dropped, truncated = [], 0, 0
-    for i, example in enumerate(task.test):
+    for i in chosen:
+        example = task.test[i]
         reqs, n_dropped, cut = _fit(task, tokenizer, example, sample_shots(task, i, k, seed), max_len, prefix)
         requests.extend(reqs)
         dropped += n_dropped > 0
@@ -341,18 +360,30 @@ def score_task(
     scores = continuation_logprobs(model, requests + calibration, batch_size)
     prior = [lp for lp, _ in scores[len(requests) :]]
 
-    gold = [e.label for e in task.test]
-    predicted: dict[str, list[str]] = {r: [] for r in RULES}
     records = []
     n_labels = len(label_names)
-    for i, example in enumerate(task.test):
-        item = scores[i * n_labels : (i + 1) * n_labels]
+    for j, i in enumerate(chosen):
+        example = task.test[i]
+        item = scores[j * n_labels : (j + 1) * n_labels]
         record = {"line": example.line, "gold": example.label}
         for r, values in rule_scores(item, prior).items():
             record[r] = label_names[argmax(values)]
-            predicted[r].append(record[r])
         record["logprobs"] = {name: round(lp, 5) for name, (lp, _) in zip(label_names, item)}
         records.append(record)
+    return summarise(task, records, shots=k, seed=seed, rule=rule, dropped=dropped, truncated=truncated,
+                     seconds=time.perf_counter() - start_time)  # fmt: skip
+
+
+def summarise(
+    task: Task, records: list[dict[str, Any]], *, shots: int, seed: int, rule: str | None,
+    dropped: int, truncated: int, seconds: float,
+) -> TaskResult:  # fmt: skip
+    """The TaskResult of per-example records (from one scoring run, or merged from ranks)."""
+    if not records:
+        raise TaskError(f"{task.source}: no test examples scored")
+    label_names = list(task.labels)
+    gold = [r["gold"] for r in records]
+    predicted = {r: [record[r] for record in records] for r in RULES}
 
     rules = {
         r: {"accuracy": accuracy(gold, predicted[r]), "weighted_f1": weighted_f1(gold, predicted[r])}
@@ -368,7 +399,7 @@ def score_task(
     return TaskResult(
         task=task.name,
         source=task.source,
-        shots=k,
+        shots=shots,
         seed=seed,
         items=len(gold),
         labels=label_names,
@@ -384,7 +415,7 @@ def score_task(
         },
         shots_dropped=dropped,
         truncated=truncated,
-        seconds=round(time.perf_counter() - start_time, 3),
+        seconds=round(seconds, 3),
         predictions=records,
     )
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bloomberg_style.evaluation.fewshot import RULES, TaskResult
+from bloomberg_style.evaluation.gen_tasks import GenerationResult
 from bloomberg_style.evaluation.lm_loss import DomainResult
 
 
@@ -22,6 +23,7 @@ class EvalReport:
     settings: dict[str, Any]
     domains: list[DomainResult] = field(default_factory=list)
     tasks: list[TaskResult] = field(default_factory=list)
+    generation: list[GenerationResult] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -29,6 +31,7 @@ class EvalReport:
             "settings": self.settings,
             "domains": {d.name: d.to_dict() for d in self.domains},
             "tasks": {t.task: t.to_dict() for t in self.tasks},
+            **({"generation": {g.task: g.to_dict() for g in self.generation}} if self.generation else {}),
         }
 
     def to_markdown(self) -> str:
@@ -74,6 +77,12 @@ class EvalReport:
             ]
             if notes:
                 lines += [""] + [f"- {n}" for n in notes]
+        if self.generation:
+            lines += ["", "## Generation tasks (greedy decoding)", "", "| task | shots | items | metric | score | majority |",
+                      "|---|---:|---:|---|---:|---:|"]  # fmt: skip
+            for g in self.generation:
+                lines.append(f"| {g.task} | {g.shots} | {g.items} | {g.metric} | {g.score * 100:.2f} | "
+                             f"{g.majority['score'] * 100:.2f} |")  # fmt: skip
         return "\n".join(lines) + "\n"
 
     def write(self, out_dir: str | Path) -> dict[str, Path]:
@@ -82,9 +91,9 @@ class EvalReport:
         paths = {"json": out / "results.json", "markdown": out / "results.md"}
         paths["json"].write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
         paths["markdown"].write_text(self.to_markdown(), encoding="utf-8")
-        if self.tasks:
+        if self.tasks or self.generation:
             (out / "predictions").mkdir(exist_ok=True)
-        for t in self.tasks:
+        for t in [*self.tasks, *self.generation]:
             path = out / "predictions" / f"{t.task}.jsonl"
             path.write_text("".join(json.dumps(p) + "\n" for p in t.predictions), encoding="utf-8")
             paths[f"predictions/{t.task}"] = path

@@ -14,6 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from bloomberg_style.evaluation.fewshot import load_task, score_task
+from bloomberg_style.evaluation.gen_tasks import (
+    GenerationTask,
+    is_generation_task,
+    load_generation_task,
+    score_generation_task,
+)
 from bloomberg_style.evaluation.lm_loss import evaluate_shard, evaluate_texts
 from bloomberg_style.evaluation.report import EvalReport
 
@@ -87,7 +93,7 @@ def check_inputs(o: EvalOptions) -> _Inputs:
     clash = sorted(set(shards) & set(texts))
     if clash:
         raise EvaluationError(f"domain name(s) {clash} given to both --data and --text")
-    task_list = [load_task(p) for p in o.tasks]
+    task_list = [load_generation_task(p) if is_generation_task(p) else load_task(p) for p in o.tasks]
     names = [t.name for t in task_list]
     if len(set(names)) != len(names):
         raise EvaluationError(f"two task files have the same task name: {names}")
@@ -136,13 +142,17 @@ def _log_domain(log: Callable[[str], Any], name: str, r: Any) -> None:
 
 def evaluate(o: EvalOptions, log: Callable[[str], Any] = print) -> EvalReport:
     """Evaluate one model on shards (--data), raw text (--text) and few-shot task files (--tasks)."""
-    import torch
-
+    from bloomberg_style.artifacts.load import TORCH_DTYPES
     from bloomberg_style.evaluation.loading import load_for_evaluation
+    from bloomberg_style.evaluation.parallel import init_from_env, local_device, score_parallel
 
     inputs, checkpoint = check_inputs(o), Path(o.checkpoint)
-    torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[o.dtype]
-    loaded = load_for_evaluation(checkpoint, tokenizer=o.tokenizer, dtype=torch_dtype, device=o.device)
+    rank, world = init_from_env()  # > 1 under torchrun / deepspeed: tasks are split over ranks
+    if rank:
+        log = lambda message: None  # noqa: E731 (rank 0 speaks for all)
+    torch_dtype = TORCH_DTYPES[o.dtype]
+    device = o.device or local_device()
+    loaded = load_for_evaluation(checkpoint, tokenizer=o.tokenizer, dtype=torch_dtype, device=device)
     model, tok = loaded.model, loaded.tokenizer
     if not inputs.shards and not inputs.texts:
         inputs.shards = _run_domains(loaded, checkpoint, inputs)
@@ -171,14 +181,32 @@ def evaluate(o: EvalOptions, log: Callable[[str], Any] = print) -> EvalReport:
         _log_domain(log, name, r)
         report.domains.append(r)
     for task in inputs.tasks:
-        t = score_task(model, tok, task, shots=o.shots, seed=o.seed, rule=o.rule, batch_size=o.batch_size,
-                       limit=o.limit)  # fmt: skip
+        if isinstance(task, GenerationTask):
+            if world > 1:
+                g = score_parallel(model, tok, task, rank, world, shots=o.shots, seed=o.seed,
+                                   batch_size=o.batch_size, limit=o.limit)  # fmt: skip
+            else:
+                g = score_generation_task(model, tok, task, shots=o.shots, seed=o.seed, batch_size=o.batch_size,
+                                          limit=o.limit)  # fmt: skip
+            log(f"  {g.task:<14} {g.shots}-shot, {g.items} items: {g.metric} {g.score * 100:.2f} "
+                f"(majority {g.majority['score'] * 100:.2f}; {g.seconds:.1f}s)")  # fmt: skip
+            report.generation.append(g)
+            continue
+        if world > 1:
+            t = score_parallel(model, tok, task, rank, world, shots=o.shots, seed=o.seed, rule=o.rule,
+                               batch_size=o.batch_size, limit=o.limit)  # fmt: skip
+        else:
+            t = score_task(model, tok, task, shots=o.shots, seed=o.seed, rule=o.rule, batch_size=o.batch_size,
+                           limit=o.limit)  # fmt: skip
         log(
             f"  {t.task:<14} {t.shots}-shot, {t.items} items: weighted F1 {t.weighted_f1 * 100:.2f}, "
             f"accuracy {t.accuracy * 100:.2f} ({t.best_rule}; {t.seconds:.1f}s)"
         )
         report.tasks.append(t)
 
+    settings["ranks"] = world
+    if rank:
+        return report  # rank 0 writes
     out = Path(o.output) if o.output else None
     if out is None and loaded.run_dir is not None and loaded.checkpoint is not None:
         out = loaded.run_dir / "eval" / loaded.checkpoint.name

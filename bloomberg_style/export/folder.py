@@ -10,8 +10,8 @@ checkpoints are gathered into the FP32 master weights first (checkpoint.py).
 
 from __future__ import annotations
 
-import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -19,8 +19,23 @@ import torch
 from bloomberg_style.artifacts.checkpoint import load_checkpoint_model
 from bloomberg_style.artifacts.hf import save_hf_folder
 from bloomberg_style.artifacts.layout import TOKENIZER_DIR, copy_tokenizer, resolve_checkpoint, run_folder_of
+from bloomberg_style.artifacts.load import torch_dtype
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPE_NAMES = ("float32", "bfloat16", "float16")
+
+
+@dataclass
+class ExportOptions:
+    """What `bloomberg-style export-hf` exports (its flags are these fields)."""
+
+    checkpoint: str  # run folder, RUN/checkpoints or a step_* folder
+    output: str  # folder to write (created)
+    dtype: str | None = None  # one of DTYPE_NAMES; None: float32
+    tokenizer: str | None = None  # None: RUN/tokenizer
+
+    def run(self) -> Path:
+        return export_hf(self.checkpoint, self.output, torch_dtype(self.dtype) if self.dtype else None,
+                         self.tokenizer)  # fmt: skip
 
 
 def find_tokenizer(step_dir: Path, tokenizer: str | Path | None = None) -> Path:
@@ -82,19 +97,3 @@ def export_hf(
     )
     copy_tokenizer(tokenizer_dir, out)
     return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description="Export one of our checkpoints as a Hugging Face BLOOM folder."
-    )
-    parser.add_argument("--checkpoint", required=True, help="run folder, RUN/checkpoints or a step_* folder")
-    parser.add_argument("--output", required=True, help="folder to write (created)")
-    parser.add_argument(
-        "--dtype", choices=sorted(DTYPES), default=None, help="weights dtype (default: float32)"
-    )
-    parser.add_argument("--tokenizer", default=None, help="tokenizer folder (default: RUN/tokenizer)")
-    args = parser.parse_args(argv)
-    out = export_hf(args.checkpoint, args.output, DTYPES.get(args.dtype), args.tokenizer)
-    print(f"wrote {out} (config.json, model.safetensors, tokenizer)")
-    return 0

@@ -33,14 +33,18 @@ def alibi_bias(
     seq_len: int,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
+    past_len: int = 0,
 ) -> torch.Tensor:
-    """Causal ALiBi bias [heads, seq_len, seq_len]: -slope*(i-j) for j <= i, -inf for j > i.
+    """Causal ALiBi bias [heads, seq_len, past_len + seq_len]: -slope*(i-j) for j <= i, -inf for j > i.
 
-    Relative distances (not absolute key positions) keep the values near the
-    diagonal small, so they stay exact in bf16 where they matter most.
+    The queries are the last seq_len positions (past_len keys come before them, as in a KV
+    cache), so query row r sits at position past_len + r. Relative distances (not absolute
+    key positions) keep the values near the diagonal small, so they stay exact in bf16
+    where they matter most.
     """
-    positions = torch.arange(seq_len, device=device)
-    distance = (positions[:, None] - positions[None, :]).to(torch.float32)  # [q, k], i - j
+    queries = torch.arange(past_len, past_len + seq_len, device=device)
+    keys = torch.arange(past_len + seq_len, device=device)
+    distance = (queries[:, None] - keys[None, :]).to(torch.float32)  # [q, k], i - j
     bias = -slopes.to(device=device, dtype=torch.float32)[:, None, None] * distance
     future = distance < 0
     bias = bias.masked_fill(future, float("-inf"))

@@ -16,7 +16,8 @@
   backward, in eager torch).
 
 `choose` says which path runs and why, and `last_choice` keeps the most recent answer so
-that a trainer can print and log it.
+that a trainer can print and log it. Generation with a KV cache (kv_cache.py) runs
+its decoding steps and padded batches on eager or sdpa (`decoding_impl`).
 
 Query-key layer scaling only matters where the q.k^T product is stored in 16 bits (eager
 bf16/fp16): the fused kernels keep it in FP32 registers, so they take the plain scale.
@@ -41,7 +42,8 @@ def eager_attention(
     dropout_p: float,
     layer_number: int | None,
 ) -> torch.Tensor:
-    """q, k, v [batch, heads, seq, head_dim]; bias FP32 [heads, seq, seq] -> [batch, heads, seq, head_dim].
+    """q, k, v [batch, heads, seq, head_dim] (k, v may hold more positions: a KV cache); bias FP32
+    [heads, seq, keys] or [batch, heads, seq, keys] -> [batch, heads, seq, head_dim].
 
     layer_number (1-based) turns on query-key layer scaling: q.k^T is computed divided by
     layer_number in the compute dtype (so deep layers' scores stay in fp16 range) and
@@ -63,8 +65,10 @@ def eager_attention(
 def sdpa_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor, dropout_p: float
 ) -> torch.Tensor:
-    """q, k, v [batch, heads, seq, head_dim]; bias [heads, seq, seq] in q's dtype."""
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias.unsqueeze(0), dropout_p=dropout_p)
+    """q, k, v [batch, heads, seq, head_dim]; bias [heads, seq, keys] (or [batch, heads, seq, keys]
+    for a padded batch) in q's dtype."""
+    mask = bias if bias.dim() == 4 else bias.unsqueeze(0)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
 
 
 def flash_attention(
@@ -219,6 +223,9 @@ class AttentionChoice:
 # What `auto` takes on CPU, measured with benchmarks/attention_speed.py (docs/model.md): a
 # training step (forward + backward) at the demo shapes is fastest with sdpa there.
 CPU_AUTO = "sdpa"
+# What decoding steps take on CPU: with one query per row, eager beat sdpa's CPU kernel
+# (tokens/s of benchmarks/generation_speed.py on the tiny preset, docs/model.md).
+CPU_DECODING = "eager"
 
 last_choice: AttentionChoice | None = None
 _warned: set[str] = set()
@@ -265,6 +272,19 @@ def flex_unavailable_reason(dropout_p: float) -> str | None:
     if dropout_p > 0:
         return f"flex_attention has no attention dropout (attention_dropout={dropout_p})"
     return flex_import_error()
+
+
+def decoding_impl(impl: str, device: torch.device) -> str:
+    """The path for attention that is not square, causal and unpadded: decoding steps against
+    a KV cache (new queries, more keys) and left-padded batches. eager and sdpa take a bias of
+    any shape; flash and flex hand these to sdpa (flex would recompile for every new key
+    length, and flash-attn takes no padding mask). A decoding step has one query per row, so
+    its cost is reading the cache; on CPU eager does that faster than sdpa's kernel (CPU_DECODING,
+    measured with benchmarks/generation_speed.py). A cache's first forward (the prompt,
+    unpadded) still runs the configured kernel."""
+    if device.type == "cpu":
+        return CPU_DECODING
+    return "sdpa" if impl in ("flash", "flex") else impl
 
 
 def resolve_impl(impl: str, device: torch.device, dtype: torch.dtype, dropout_p: float = 0.0) -> str:

@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from bloomberg_style.config import ConfigError, RunConfig
+
 # "auto": on CUDA flash-attention 2 where it runs (bf16/fp16, flash_attn installed), else flex,
 # else sdpa; on CPU sdpa (measured fastest, docs/model.md). model/attention.py `choose` says why.
 ATTENTION_IMPLS = ("auto", "eager", "sdpa", "flash", "flex")
@@ -130,11 +132,32 @@ class ModelConfig:
         return cls(**data)
 
     @classmethod
+    def from_run(cls, cfg: RunConfig, vocab_size: int) -> ModelConfig:
+        """The run's model: `model.preset` with `model.overrides`, the tokenizer's vocabulary
+        padded to `model.pad_vocab_to`, `data.seq_len` and `train.activation_checkpointing`."""
+        m = cfg.model
+        try:
+            return cls.preset(
+                m.preset,
+                **m.overrides.given(),
+                vocab_size=padded_vocab(vocab_size, m.pad_vocab_to),
+                max_seq_len=cfg.data.seq_len,
+                activation_checkpointing=cfg.train.activation_checkpointing,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"model: {exc}") from exc
+
+    @classmethod
     def preset(cls, name: str, **overrides: Any) -> ModelConfig:
         """A named shape, with field overrides (e.g. vocab_size from the tokenizer)."""
         if name not in PRESETS:
             raise ValueError(f"unknown model preset {name!r}; known presets: {sorted(PRESETS)}")
         return cls.from_dict({**PRESETS[name], **overrides})
+
+
+def padded_vocab(vocab_size: int, multiple: int) -> int:
+    """Embedding rows: the tokenizer's size rounded up to a multiple (tensor-core friendly)."""
+    return -(-vocab_size // multiple) * multiple
 
 
 def _ladder(layers: int, hidden: int, heads: int) -> dict[str, Any]:

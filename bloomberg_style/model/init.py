@@ -44,14 +44,42 @@ def init_weights(model: nn.Module) -> None:
 
 
 def _apply(param: torch.Tensor, fn: Callable[[torch.Tensor], object]) -> None:
-    """Run an in-place init on a full parameter: nothing on meta, gathered under ZeRO-3."""
+    """Run an in-place init on a full parameter: nothing on meta, per partition under ZeRO-3."""
     if param.is_meta:
         return
-    if hasattr(param, "ds_id"):  # partitioned by deepspeed.zero.Init: gather, init on rank 0, scatter
-        import deepspeed
-
-        with deepspeed.zero.GatheredParameters([param], modifier_rank=0), torch.no_grad():
-            fn(param)
+    if hasattr(param, "ds_id"):  # partitioned by deepspeed.zero.Init
+        _apply_partitioned(param, fn)
         return
     with torch.no_grad():
         fn(param)
+
+
+@torch.no_grad()
+def _apply_partitioned(param: torch.Tensor, fn: Callable[[torch.Tensor], object]) -> None:
+    """Initialise a ZeRO-3 parameter without gathering it.
+
+    Every rank draws the full tensor in FP32 from the same RNG stream an unsharded build
+    uses (the seed is the same on all ranks), keeps only its own slice and frees the rest:
+    the weights equal an unsharded build's bit for bit (after the cast to the engine's
+    dtype), no collective runs, and a rank holds its partition plus this one parameter.
+    A secondary (hpZ) partition is filled by DeepSpeed from the primary one when it gathers,
+    so only hierarchical layouts need the gathered path.
+    """
+    import torch.distributed as dist
+
+    if getattr(param, "ds_secondary_tensor", None) is not None:
+        import deepspeed
+
+        with deepspeed.zero.GatheredParameters([param], modifier_rank=0):
+            full = torch.empty(param.ds_shape, dtype=torch.float32, device=param.device)
+            fn(full)
+            param.copy_(full)
+        return
+    shard = param.ds_tensor
+    full = torch.empty(param.ds_shape, dtype=torch.float32, device=shard.device)
+    fn(full)
+    flat = full.view(-1)
+    start = shard.ds_numel * dist.get_rank(group=param.ds_process_group)
+    n = max(0, min(shard.ds_numel, flat.numel() - start))
+    shard.view(-1)[:n].copy_(flat[start : start + n])
+    shard.view(-1)[n:].zero_()  # alignment padding past the tensor's end

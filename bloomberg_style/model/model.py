@@ -17,6 +17,7 @@ from .attention import (
     AttentionChoice,
     causal_block_mask,
     choose,
+    decoding_impl,
     eager_attention,
     flash_attention,
     flex_attention,
@@ -25,6 +26,7 @@ from .attention import (
 )
 from .config import ModelConfig
 from .init import init_weights
+from .kv_cache import KVCache
 from .loss import cross_entropy, lm_head_cross_entropy
 
 IGNORE_INDEX = -100
@@ -43,17 +45,29 @@ class Attention(nn.Module):
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
         self.attention_dropout = nn.Dropout(config.attention_dropout)
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor, impl: str, layer_number: int) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        bias: torch.Tensor,
+        impl: str,
+        layer_number: int,
+        cache: KVCache | None = None,
+    ) -> torch.Tensor:
         """x [batch, seq, hidden]; bias as `BloomForCausalLM.attention_bias` made it for `impl`;
-        layer_number (1-based) for query-key layer scaling."""
+        layer_number (1-based) for query-key layer scaling. With a cache, this forward's keys
+        and values are stored and the queries attend to the cached ones too."""
         batch, seq, hidden = x.shape
         qkv = self.query_key_value(x).view(batch, seq, self.num_heads, 3, self.head_dim)
         dropout_p = self.attention_dropout.p if self.training else 0.0
         if impl == "flash":
             q, k, v = qkv.unbind(dim=3)  # each [batch, seq, heads, head_dim]
+            if cache is not None:  # only a cache's first forward runs flash (decoding_impl)
+                cache.update(layer_number - 1, k.transpose(1, 2), v.transpose(1, 2))
             y = flash_attention(q, k, v, bias, dropout_p)
         else:
             q, k, v = (t.transpose(1, 2) for t in qkv.unbind(dim=3))  # each [batch, heads, seq, head_dim]
+            if cache is not None:
+                k, v = cache.update(layer_number - 1, k, v)  # [batch, heads, cached + seq, head_dim]
             if impl == "sdpa":
                 y = sdpa_attention(q, k, v, bias, dropout_p)
             elif impl == "flex":
@@ -89,9 +103,17 @@ class Block(nn.Module):
         self.mlp = MLP(config)
         self.hidden_dropout = nn.Dropout(config.hidden_dropout)
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor, impl: str, layer_number: int) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        bias: torch.Tensor,
+        impl: str,
+        layer_number: int,
+        cache: KVCache | None = None,
+    ) -> torch.Tensor:
         # layer_number is an argument, not a module constant, so torch.compile traces one graph for all layers.
-        x = x + self.hidden_dropout(self.self_attention(self.input_layernorm(x), bias, impl, layer_number))
+        attention = self.self_attention(self.input_layernorm(x), bias, impl, layer_number, cache)
+        x = x + self.hidden_dropout(attention)
         x = x + self.hidden_dropout(self.mlp(self.post_attention_layernorm(x)))
         return x
 
@@ -162,6 +184,27 @@ class BloomForCausalLM(nn.Module):
                 self._bias_cache[key] = alibi_bias(slopes, seq_len, dtype=bias_dtype, device=device)
         return self._bias_cache[key]
 
+    def decoding_bias(
+        self,
+        impl: str,
+        seq_len: int,
+        past_len: int,
+        attention_mask: torch.Tensor | None,
+        dtype: torch.dtype,
+        device: torch.device,
+    ) -> torch.Tensor:
+        """The eager/sdpa bias for seq_len new queries after past_len cached positions:
+        ALiBi + causal [heads, seq, past + seq]; with an attention_mask [batch, past + seq]
+        (0 = padding) [batch, heads, seq, past + seq], where real queries do not see padding
+        keys. Padding queries keep their causal keys, so no row is all -inf; nothing reads them."""
+        slopes = alibi_slopes(self.config.num_heads)
+        bias = alibi_bias(slopes, seq_len, dtype=torch.float32, device=device, past_len=past_len)
+        if attention_mask is not None:
+            keep = attention_mask.to(device=device, dtype=torch.bool)
+            hide = ~keep[:, None, None, :] & keep[:, None, past_len:, None]  # [batch, 1, seq, keys]
+            bias = bias.masked_fill(hide, float("-inf"))
+        return bias.to(torch.float32 if impl == "eager" else dtype)
+
     def attention_choice(
         self, device: torch.device | str, dtype: torch.dtype | None = None
     ) -> AttentionChoice:
@@ -170,17 +213,36 @@ class BloomForCausalLM(nn.Module):
         dropout_p = self.config.attention_dropout if self.training else 0.0
         return choose(self.config.attention_impl, torch.device(device), dtype, dropout_p)
 
-    def hidden_states(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """Final-LayerNorm output [batch, seq, hidden], before the LM head."""
+    def hidden_states(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+    ) -> torch.Tensor:
+        """Final-LayerNorm output [batch, seq, hidden], before the LM head.
+
+        With a cache, input_ids are the positions after the cached ones; their keys and values
+        are added to it. attention_mask [batch, cached + seq] marks padding with 0 (left-padded
+        batched generation)."""
         x = self.transformer.word_embeddings(input_ids)
         x = self.transformer.word_embeddings_layernorm(x)
         dropout_p = self.config.attention_dropout if self.training else 0.0
         impl = resolve_impl(self.config.attention_impl, x.device, x.dtype, dropout_p)
-        bias = self.attention_bias(impl, input_ids.shape[1], x.dtype, x.device)
+        seq, past = input_ids.shape[1], cache.length if cache is not None else 0
+        if past or attention_mask is not None:  # not square-causal-unpadded: eager or sdpa
+            impl = decoding_impl(impl, x.device)
+            bias = self.decoding_bias(impl, seq, past, attention_mask, x.dtype, x.device)
+        else:
+            bias = self.attention_bias(impl, seq, x.dtype, x.device)
         recompute = self.config.activation_checkpointing and self.training and torch.is_grad_enabled()
         for i, block in enumerate(self.transformer.h):
             layer = i + 1  # 1-based, as query-key layer scaling counts
-            x = self._checkpointed(block, x, bias, impl, layer) if recompute else block(x, bias, impl, layer)
+            if recompute:
+                x = self._checkpointed(block, x, bias, impl, layer)
+            else:
+                x = block(x, bias, impl, layer, cache)
+        if cache is not None:
+            cache.advance(seq)
         return self.transformer.ln_f(x)
 
     def forward(
@@ -188,16 +250,23 @@ class BloomForCausalLM(nn.Module):
         input_ids: torch.Tensor,
         labels: torch.Tensor | None = None,
         loss_mask: torch.Tensor | None = None,
+        *,
+        attention_mask: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+        logits_to_keep: int = 0,
     ) -> torch.Tensor:
         """Logits [batch, seq, vocab]; or, given labels, the mean FP32 cross-entropy.
 
         labels are already shifted: labels[:, t] is the target of position t; -100 is
         ignored. loss_mask (optional, same shape) weights tokens; 0 drops them.
+        Generation: a KVCache keeps keys and values across calls (then input_ids are the new
+        positions only); attention_mask [batch, cached + seq] marks left padding with 0;
+        logits_to_keep=N returns the last N positions' logits only (0 = all), as in transformers.
         """
-        self._check_inputs(input_ids, labels, loss_mask)
-        hidden = self.hidden_states(input_ids)
+        self._check_inputs(input_ids, labels, loss_mask, attention_mask, cache)
+        hidden = self.hidden_states(input_ids, attention_mask, cache)
         if labels is None:
-            return self.lm_head(hidden)
+            return self.lm_head(hidden[:, -logits_to_keep:] if logits_to_keep else hidden)
         labels, weight = self.token_weights(labels, loss_mask)
         return self.lm_head(hidden.flatten(0, 1), labels, weight)  # chunked: never [tokens, vocab]
 
@@ -236,30 +305,40 @@ class BloomForCausalLM(nn.Module):
         max_new_tokens: int,
         eos_token_id: int | None = None,
         pad_token_id: int | None = None,
+        use_cache: bool = True,
     ) -> torch.Tensor:
         """Greedy decoding: append argmax tokens; rows that emitted eos continue with pad (default eos).
 
-        No KV cache (the prefix is recomputed each step): for checks and small demos; serve an
-        exported folder with transformers or a serving stack.
+        With the KV cache each step reads only its new token; use_cache=False re-reads the whole
+        sequence every step (the reference the cache is tested against). Prompts of unequal
+        length: model/generate.py's greedy_generate (left padding). For serving, export the
+        folder to transformers or a serving stack.
         """
         was_training = self.training
         self.eval()
         pad = eos_token_id if pad_token_id is None else pad_token_id
-        ids = input_ids
+        cache = KVCache(capacity=input_ids.shape[1] + max_new_tokens) if use_cache else None
+        ids, new = input_ids, input_ids  # new: what the next forward reads
         done = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
         for _ in range(max_new_tokens):
-            next_id = self.lm_head(self.hidden_states(ids)[:, -1]).argmax(dim=-1)
+            hidden = self.hidden_states(new if use_cache else ids, cache=cache)
+            next_id = self.lm_head(hidden[:, -1]).argmax(dim=-1)
             if eos_token_id is not None:
                 next_id = torch.where(done, torch.full_like(next_id, pad), next_id)
                 done |= next_id == eos_token_id
-            ids = torch.cat([ids, next_id[:, None]], dim=1)
+            ids, new = torch.cat([ids, next_id[:, None]], dim=1), next_id[:, None]
             if eos_token_id is not None and bool(done.all()):
                 break
         self.train(was_training)
         return ids
 
     def _check_inputs(
-        self, input_ids: torch.Tensor, labels: torch.Tensor | None, loss_mask: torch.Tensor | None
+        self,
+        input_ids: torch.Tensor,
+        labels: torch.Tensor | None,
+        loss_mask: torch.Tensor | None,
+        attention_mask: torch.Tensor | None = None,
+        cache: KVCache | None = None,
     ) -> None:
         if input_ids.dim() != 2 or input_ids.dtype not in (torch.long, torch.int32):
             raise ValueError(
@@ -276,6 +355,13 @@ class BloomForCausalLM(nn.Module):
             if t is not None and t.shape != input_ids.shape:
                 raise ValueError(
                     f"{name} must have the shape of input_ids {tuple(input_ids.shape)}, got {tuple(t.shape)}"
+                )
+        if attention_mask is not None:
+            want = (input_ids.shape[0], input_ids.shape[1] + (cache.length if cache is not None else 0))
+            if tuple(attention_mask.shape) != want:
+                raise ValueError(
+                    f"attention_mask must be [batch, cached + new positions] = {want}, "
+                    f"got {tuple(attention_mask.shape)}"
                 )
         if labels is not None and labels.device.type == "cpu" and labels.numel() > 0:
             bad = (labels != IGNORE_INDEX) & ((labels < 0) | (labels >= self.config.vocab_size))

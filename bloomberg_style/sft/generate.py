@@ -1,9 +1,10 @@
 """Sampling from the model: temperature, top-k, top-p (nucleus), a stop token, streaming.
 
-Our BLOOM: no KV cache yet, every new token re-reads the whole context (fine for the
-CPU-scale models this runs on in tests and demos; ALiBi needs no position table, so any
-length works). A Hugging Face base generates through transformers' `generate` with its
-KV cache on (hf_generate_ids); generate_text picks the path from the model.
+Our BLOOM keeps a KV cache (model/kv_cache.py): after the prompt, each new token is one
+forward of one position against the cached keys, and the tokens equal those of re-reading
+the whole context (use_cache=False, tests/test_kv_cache.py). A Hugging Face base generates
+through transformers' `generate` with its KV cache on (hf_generate_ids); generate_text
+picks the path from the model.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
+
+from bloomberg_style.model.kv_cache import KVCache
 
 
 @dataclass
@@ -67,10 +70,13 @@ def generate_ids(
     cfg: SamplingConfig,
     stop_ids: tuple[int, ...] = (),
     vocab_limit: int = 0,
+    use_cache: bool = True,
 ) -> Iterator[int]:
     """Yield new token ids one by one; stops at a stop id (not yielded) or max_new_tokens.
 
     vocab_limit > 0 masks the padding rows of the embedding (ids the tokenizer lacks).
+    With max_context, once the window slides past the prompt's start each step re-reads
+    the window (a cache cannot drop its oldest token: the states of the others saw it).
     """
     cfg.validate()
     generator = None
@@ -80,9 +86,16 @@ def generate_ids(
     ids = list(prompt)
     if not ids:
         raise ValueError("the prompt is empty")
+    cache = KVCache(capacity=len(ids) + cfg.max_new_tokens) if use_cache else None
     for _ in range(cfg.max_new_tokens):
         context = ids[-cfg.max_context :] if cfg.max_context else ids
-        logits = model(torch.tensor([context], device=device))[0, -1].float().cpu()
+        if cache is not None and len(context) < len(ids):  # the window slid: re-read it from now on
+            cache = None
+        if cache is not None:  # the positions the cache has not seen (the prompt, then one token)
+            new = torch.tensor([ids[cache.length :]], device=device)
+            logits = model(new, cache=cache, logits_to_keep=1)[0, -1].float().cpu()
+        else:
+            logits = model(torch.tensor([context], device=device))[0, -1].float().cpu()
         if vocab_limit:
             logits[vocab_limit:] = float("-inf")
         token = next_token(logits, cfg, generator)

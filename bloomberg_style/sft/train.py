@@ -275,7 +275,7 @@ def run_stage(recipe: Recipe, stage: StageSpec, base: str, dist: DistInfo, log=p
     cfg.train.grad_accumulation(dist.world_size)  # batch arithmetic checked before the model loads
     trainable = 0
 
-    def build_model() -> BuiltModel:
+    def build_model(ds_config: dict[str, Any]) -> BuiltModel:
         nonlocal trainable
         ds_config = build_deepspeed_config(cfg, dist.world_size, dist.accelerator)
         model = load_stage_base(stage, base, recipe.trust_remote_code, ds_config)

@@ -1,9 +1,12 @@
-"""Which attention path a run really uses, and why when `auto` (or `flash`) fell back.
+"""Which attention path a run really uses, and why when `auto` (or `flash`, `flex`) fell back.
 
-`attention_impl: auto` picks flash-attention where it can run and sdpa otherwise, per
-forward pass, without a word. A run that meant to use flash and silently did not is
-~2x slower; the start of every run says which path runs and why (log line and an
-`attention` event in events.jsonl / wandb).
+`attention_impl: auto` picks a path per forward pass without a word (on CUDA flash-attn 2,
+else flex, else sdpa; on CPU the measured fastest). A run that meant to use flash and
+silently did not is ~2x slower; the start of every run says which path runs and why (log
+line, an `attention` event in events.jsonl, wandb's run config).
+
+One source of truth: the path reported is model.attention.choose()'s, the function the model's
+forward asks (with the run's compute dtype and attention dropout), so log and kernel agree.
 """
 
 from __future__ import annotations
@@ -12,22 +15,27 @@ import warnings
 
 import torch
 
-from bloomberg_style.model.attention import flash_unavailable_reason, resolve_impl
+from bloomberg_style.model.attention import choose, flash_unavailable_reason
 
 
-def attention_path(requested: str, device: torch.device, dtype: torch.dtype) -> dict[str, str | None]:
+def attention_path(
+    requested: str, device: torch.device, dtype: torch.dtype, dropout_p: float = 0.0
+) -> dict[str, str | None]:
     """{"requested", "path" (what runs), "fallback_reason" (None unless it fell back)}."""
     with warnings.catch_warnings():  # the fallback is reported here, once, with its reason
         warnings.simplefilter("ignore", RuntimeWarning)
-        path = resolve_impl(requested, device, dtype)
+        choice = choose(requested, device, dtype, dropout_p)
     reason = None
-    if requested in ("auto", "flash") and path != "flash":
-        reason = flash_unavailable_reason(device, dtype)
-    return {"requested": requested, "path": path, "fallback_reason": reason}
+    if requested in ("auto", "flash") and choice.impl != "flash":
+        reason = flash_unavailable_reason(device, dtype)  # auto: it runs `path` rather than flash
+    elif requested != choice.impl and requested != "auto":
+        reason = choice.reason  # flex fell back
+    return {"requested": requested, "path": choice.impl, "fallback_reason": reason}
 
 
 def describe(report: dict[str, str | None]) -> str:
     line = f"attention: {report['path']} (attention_impl={report['requested']})"
     if report["fallback_reason"]:
-        line += f"; not flash because {report['fallback_reason']}"
+        missed = "flash" if report["requested"] in ("auto", "flash") else report["requested"]
+        line += f"; not {missed} because {report['fallback_reason']}"
     return line

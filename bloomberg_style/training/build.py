@@ -68,7 +68,7 @@ def write_run_folder(cfg: RunConfig, dist: DistInfo, extra: Callable[[Path], Non
 def build_run(
     cfg: RunConfig,
     dist: DistInfo,
-    build_model: Callable[[], BuiltModel],
+    build_model: Callable[[dict[str, Any]], BuiltModel],
     task: TrainingTask,
     schedule,
     weight_decay: float,
@@ -79,12 +79,17 @@ def build_run(
 
     from bloomberg_style.model import param_groups
     from bloomberg_style.training.deepspeed_config import build_deepspeed_config
+    from bloomberg_style.training.memory_report import report_memory
     from bloomberg_style.training.resume import prepare_reshard, resume
 
     write_run_folder(cfg, dist, extra_files)
     set_seed(cfg.train.seed)
-    model = build_model()
     ds_config = build_deepspeed_config(cfg, dist.world_size, dist.accelerator)
+    model = build_model(ds_config)  # under ZeRO-3, built partitioned (training/engine_build.py)
+    if cfg.train.compile:
+        from bloomberg_style.training.regional_compile import compile_blocks
+
+        compile_blocks(model.module, cfg.train.zero_stage)
     if prepare_reshard(cfg, dist):
         ds_config["checkpoint"] = {**ds_config.get("checkpoint", {}), "load_universal": True}
     engine, _, _, _ = deepspeed.initialize(
@@ -92,5 +97,6 @@ def build_run(
     )
     trainer = Trainer(cfg, dist, engine, task, schedule, model.num_parameters, model.config)
     resume(trainer)
+    report_memory("after build", trainer.say)  # every rank's peak before the first step
     trainer.metrics = MetricsLogger(cfg, cfg.run_dir, enabled=dist.is_main, resume_step=trainer.counters.step)
     return Run(trainer, trainer.metrics, model.num_parameters)

@@ -51,3 +51,14 @@ class DataOrder:
 
     def load_state_dict(self, state: dict) -> None:
         self.reshuffles = [list(r) for r in state.get("reshuffles", [])]
+
+
+def rank_micro_batches(
+    order: DataOrder, position: int, global_batch: int, rank: int, world_size: int, micro_batch: int
+) -> list[list[int]]:
+    """Rank `rank`'s micro-batches (dataset indices) of the step that reads [position, position +
+    global_batch): its contiguous slice of the global batch, cut into micro-batches."""
+    per_rank = global_batch // world_size
+    start = position + rank * per_rank
+    positions = range(start, start + per_rank)
+    return [[order.index(p) for p in positions[i : i + micro_batch]] for i in range(0, per_rank, micro_batch)]

@@ -27,6 +27,7 @@ def build_deepspeed_config(cfg: RunConfig, world_size: int, accelerator: str) ->
         zero.update(overlap_comm=accelerator == "cuda", contiguous_gradients=True, reduce_scatter=True)
     if t.zero_stage == 3:
         zero.update(stage3_gather_16bit_weights_on_model_save=False)
+        zero.update(zero3_buffer_sizes(*model_dims(cfg)))
         if t.shard_group_size:
             if world_size % t.shard_group_size:
                 raise ConfigError(
@@ -59,6 +60,57 @@ def build_deepspeed_config(cfg: RunConfig, world_size: int, accelerator: str) ->
     if t.deepspeed_json:
         derived = merge_deepspeed_json(derived, Path(t.deepspeed_json))
     return derived
+
+
+def model_dims(cfg: RunConfig) -> tuple[int, int, int]:
+    """(hidden, layers, vocab) of the run's model, from the preset and overrides."""
+    from bloomberg_style.model.config import ModelConfig, padded_vocab
+
+    overrides = cfg.model.overrides.given()  # vocab_size / max_seq_len are refused there (set by the run)
+    try:
+        m = ModelConfig.preset(cfg.model.preset, **overrides)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"model: {exc}") from exc
+    vocab = getattr(cfg.data, "tokenizer_vocab_size", 0) or m.vocab_size
+    return m.hidden_size, m.num_layers, padded_vocab(vocab, max(1, cfg.model.pad_vocab_to))
+
+
+def zero3_buffer_sizes(hidden: int, layers: int, vocab: int) -> dict[str, int]:
+    """ZeRO-3 bucket and prefetch sizes (in elements) from the model's shape.
+
+    DeepSpeed's defaults are sized for big GPUs whatever the model (a 5e8-element reduce
+    bucket, 1e9 live parameters): far too much for small models on CPU ranks. Following
+    Hugging Face's `auto` rule: a reduce bucket of hidden^2, a prefetch bucket of
+    0.9 hidden^2, parameters under 10 hidden elements kept whole on every rank (LayerNorms,
+    biases). Live and reuse limits allow two blocks, or the embedding when it is larger,
+    so one gathered layer can be in use while the next is fetched; optimizer sub-groups of
+    one block. At 50B (hidden 7,680)
+    that is a 59M-element bucket and about 1.4B live elements; at ladder-350m on CPU,
+    0.6M and 14M. A `train.deepspeed_json` `zero_optimization` block overrides any of them.
+    """
+    block = 12 * hidden * hidden + 13 * hidden
+    live = max(vocab * hidden, 2 * block)
+    return {
+        "reduce_bucket_size": hidden * hidden,
+        "stage3_prefetch_bucket_size": int(0.9 * hidden * hidden),
+        "stage3_param_persistence_threshold": 10 * hidden,
+        "stage3_max_live_parameters": live,
+        "stage3_max_reuse_distance": live,
+        # The optimizer steps one sub-group of partitions at a time, with an FP32 gradient
+        # buffer and Adam's temporaries of the sub-group's size: one block's worth, not
+        # DeepSpeed's 1e9 elements (the whole partition on small models).
+        "sub_group_size": block,
+    }
+
+
+ZERO3_BUFFER_KEYS = tuple(zero3_buffer_sizes(1, 1, 1))
+
+
+def describe_zero3_buffers(ds_config: dict[str, Any]) -> str:
+    """One line for the run's start: the sizes the engine will use (derived or overridden)."""
+    zero = ds_config.get("zero_optimization", {})
+    parts = [f"{k.removeprefix('stage3_')}={zero[k]:,}" for k in ZERO3_BUFFER_KEYS if k in zero]
+    return "ZeRO-3 buffers (elements): " + ", ".join(parts)
 
 
 def mics_available() -> bool:

@@ -3,14 +3,26 @@
 On a machine without CUDA, DeepSpeed must be told to use its CPU accelerator before it is
 imported, and the collective backend is gloo. A plain `python launch/pretrain.py` gets a
 one-process group so every code path (DeepSpeed, megatron-core) sees the same world.
+
+Restarts under torchrun (`--max-restarts`): the agent hosts one TCP store for the whole
+launch and hands every restart round the same MASTER_ADDR:MASTER_PORT, and torch's env://
+set-up then uses that store without a per-attempt prefix. The keys a killed round left in it
+(each rank's gloo/NCCL address) are still there when the next round starts, so a new rank
+can read a dead rank's address and fail with "connectFullMesh ... Connection refused" (or
+wait for a rank that never comes). We build the store ourselves and prefix its keys with the
+attempt number (TORCHELASTIC_RESTART_COUNT), so every round meets in an empty namespace.
 """
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import os
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TypeVar
 
 import torch
@@ -63,17 +75,103 @@ def init_distributed(torch_threads: int = 0) -> DistInfo:
 
     import deepspeed  # imported here, after DS_ACCELERATOR is set
 
-    if not torch.distributed.is_initialized():
-        deepspeed.init_distributed(dist_backend="nccl" if accelerator == "cuda" else "gloo", verbose=False)
+    if accelerator == "cpu":
+        if int(os.environ.get("LOCAL_RANK", "0")) == 0:
+            remove_stale_shm_buffers()
+        disable_cpu_shm_allreduce()
+
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if accelerator == "cuda":
         torch.cuda.set_device(local_rank)
+    backend = "nccl" if accelerator == "cuda" else "gloo"
+    if not torch.distributed.is_initialized():
+        if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+            init_under_torchelastic(backend, accelerator, local_rank)
+        # Creates DeepSpeed's communication backend (and the process group if not done above).
+        deepspeed.init_distributed(dist_backend=backend, verbose=False)
     return DistInfo(
         rank=torch.distributed.get_rank(),
         world_size=torch.distributed.get_world_size(),
         local_rank=local_rank,
         accelerator=accelerator,
     )
+
+
+def process_group_timeout() -> timedelta:
+    """DeepSpeed's default (DEEPSPEED_TIMEOUT minutes, 10 unless set): the same either way."""
+    from deepspeed.constants import default_pg_timeout
+
+    return default_pg_timeout
+
+
+def init_under_torchelastic(backend: str, accelerator: str, local_rank: int) -> None:
+    """Join the agent's store under a per-attempt prefix (see the module docstring)."""
+    env = os.environ
+    rank, world_size = int(env["RANK"]), int(env["WORLD_SIZE"])
+    timeout = process_group_timeout()
+    store = torch.distributed.TCPStore(
+        env["MASTER_ADDR"], int(env["MASTER_PORT"]), world_size, is_master=False, timeout=timeout
+    )
+    attempt = env.get("TORCHELASTIC_RESTART_COUNT", "0")
+    store = torch.distributed.PrefixStore(f"bloomberg_style/attempt_{attempt}", store)
+    extra = {"device_id": torch.device("cuda", local_rank)} if accelerator == "cuda" else {}
+    torch.distributed.init_process_group(
+        backend, store=store, rank=rank, world_size=world_size, timeout=timeout, **extra
+    )
+
+
+def disable_cpu_shm_allreduce() -> None:
+    """Keep DeepSpeed from creating its CPU shared-memory allreduce buffers.
+
+    They serve only `inference_all_reduce` (DeepSpeed inference); training collectives go
+    through the gloo process group either way. Each rank's buffer is a 69 MB /dev/shm file
+    that nothing deletes, so every deepspeed-launched CPU run (LOCAL_SIZE set) left them behind.
+    """
+    import deepspeed.ops
+
+    with contextlib.suppress(AttributeError, TypeError):  # another layout: buffers stay possible
+        deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+
+
+SHM_BUFFER_GLOB = "/dev/shm/deepspeed_allreduce_buffer_{uid}_*"
+SHM_STALE_AFTER_S = 60.0  # younger files may belong to a run that is starting right now
+
+
+def remove_stale_shm_buffers(pattern: str | None = None, maps_glob: str = "/proc/[0-9]*/maps") -> list[str]:
+    """Delete this user's DeepSpeed shared-memory allreduce buffers that no live process maps.
+
+    Every rank of a DeepSpeed-launched CPU run maps its own and its peers' buffers while it
+    runs; one that no process has mapped (and that is over a minute old) is left over from a
+    run that ended or was killed. Returns the removed paths.
+    """
+    pattern = pattern or SHM_BUFFER_GLOB.format(uid=os.getuid())
+    candidates = [p for p in glob.glob(pattern) if time.time() - _mtime(p) > SHM_STALE_AFTER_S]
+    if not candidates:
+        return []
+    mapped: set[str] = set()
+    for maps in glob.glob(maps_glob):
+        try:
+            with open(maps, encoding="utf-8", errors="replace") as f:
+                mapped.update(line.split(None, 5)[-1].strip() for line in f if "allreduce_buffer" in line)
+        except OSError:  # a process that ended, or one of another user
+            continue
+    removed = []
+    for path in candidates:
+        if path in mapped or f"{path} (deleted)" in mapped:
+            continue
+        try:
+            os.unlink(path)
+            removed.append(path)
+        except FileNotFoundError:  # another rank removed it first
+            pass
+    return removed
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except FileNotFoundError:
+        return time.time()
 
 
 def barrier() -> None:

@@ -5,7 +5,9 @@ steps): nan / spike multiply that step's loss by NaN / 30, inf_grad keeps the lo
 makes every gradient infinite (an overflow in backward) (once per process: after the rollback
 the spike's data is skipped, and a resumed process starts with a fresh list), kill makes
 every rank SIGKILL itself right after the step, kill_in_save while that step's checkpoint
-is being written (shards on disk, folder not yet published).
+is being written (shards on disk, folder not yet published), hang stops the rank inside the
+step so the hang watchdog fires (training/watchdog.py). `kind@STEP:RANK` fires on one rank
+only; under torchrun a drill fires in the first attempt only (watchdog.drills_for_this_process).
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ import signal
 
 import torch
 
+from bloomberg_style.training.watchdog import drills_for_this_process
+
 FAULTS_ENV = "BLOOMBERG_STYLE_INJECT"
-KINDS = ("nan", "inf_grad", "spike", "kill", "kill_in_save")
+KINDS = ("nan", "inf_grad", "spike", "kill", "kill_in_save", "hang")
 
 
 def parse_faults(spec: str) -> dict[int, str]:
@@ -25,7 +29,7 @@ def parse_faults(spec: str) -> dict[int, str]:
         kind, _, step = item.partition("@")
         if kind not in KINDS or not step.isdigit():
             raise ValueError(
-                f"{FAULTS_ENV}: cannot read {item!r}; expected nan@, inf_grad@, spike@, kill@ or kill_in_save@STEP"
+                f"{FAULTS_ENV}: cannot read {item!r}; expected nan@, inf_grad@, spike@, kill@, kill_in_save@ or hang@STEP[:RANK]"
             )
         faults[int(step)] = kind
     return faults
@@ -34,8 +38,13 @@ def parse_faults(spec: str) -> dict[int, str]:
 class FaultDrills:
     """The drills this process was asked for; each hook is a no-op for the other steps."""
 
-    def __init__(self, spec: str | None = None):
-        self.planned = parse_faults(os.environ.get(FAULTS_ENV, "") if spec is None else spec)
+    def __init__(self, spec: str | None = None, rank: int = 0):
+        spec = os.environ.get(FAULTS_ENV, "") if spec is None else spec
+        self.planned = parse_faults(drills_for_this_process(spec, rank))
+
+    def hang_steps(self) -> set[int]:
+        """Steps at which this rank is to stop making progress (the watchdog's drill)."""
+        return {step for step, kind in self.planned.items() if kind == "hang"}
 
     def corrupt_loss(self, step: int, loss: torch.Tensor) -> torch.Tensor:
         """The loss of step `step`, made NaN, 30x larger or inf in backward if a drill says so (once)."""

@@ -8,11 +8,12 @@ data order) lives in one `RunState`, saved in `trainer_state.json` of every chec
 
 What differs between pretraining and SFT (data, collate, held-out sets) comes in as a
 `TrainingTask`; rollbacks and controller decisions are in interventions.py, resume in
-resume.py, fire drills in faults.py, speed in throughput.py.
+resume.py, fire drills in faults.py, speed in throughput.py, the hang watchdog in watchdog.py.
 """
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +24,20 @@ from bloomberg_style.controllers import LRController, SpikeMonitor
 from bloomberg_style.sizing.flops import detect_peak_tflops, flops_per_token
 from bloomberg_style.training import checkpoint as ckpt
 from bloomberg_style.training import interventions
-from bloomberg_style.training.data_order import DataOrder
+from bloomberg_style.training.data_order import DataOrder, rank_micro_batches
 from bloomberg_style.training.distributed import DistInfo, all_reduce_sum, barrier
 from bloomberg_style.training.faults import FaultDrills
+from bloomberg_style.training.memory_report import report_memory
 from bloomberg_style.training.metrics import MetricsLogger
 from bloomberg_style.training.plot import plot_losses
 from bloomberg_style.training.preemption import REQUEUE_EXIT_CODE, REQUEUE_FILE, RunStopped, StopRequest
+from bloomberg_style.training.prefetch import BatchPrefetcher, pin_memory_available
 from bloomberg_style.training.probes import engine_settings, layernorm_norms
 from bloomberg_style.training.state import EngineKnobs, RunState, TrainerState
 from bloomberg_style.training.step import optimizer_step
 from bloomberg_style.training.task import TrainingTask, to_device
 from bloomberg_style.training.throughput import ThroughputMeter
+from bloomberg_style.training.watchdog import HangWatchdog
 
 
 class Trainer:
@@ -69,7 +73,13 @@ class Trainer:
             cfg.train.peak_tflops or (detect_peak_tflops() if dist.accelerator == "cuda" else None),
         )  # fmt: skip
         self.stop_request = StopRequest(self.run_dir)
-        self.faults = FaultDrills()
+        self.faults = FaultDrills(rank=dist.rank)
+        self.watchdog = HangWatchdog.from_config(
+            cfg.faults, self.run_dir, dist.rank, self.faults.hang_steps()
+        )
+        self.prefetcher = BatchPrefetcher(
+            lambda indices: task.collate([task.train[i] for i in indices]), pin_memory_available(dist.device)
+        )
 
     @property
     def counters(self) -> TrainerState:
@@ -78,12 +88,21 @@ class Trainer:
     # ---- one optimizer step -------------------------------------------------------------
     def micro_batches(self, position: int, global_batch: int) -> list[list[int]]:
         """This rank's micro-batches (dataset indices) for a step reading from `position`."""
-        per_rank = global_batch // self.dist.world_size
-        mb = self.cfg.train.micro_batch_size
-        start = position + self.dist.rank * per_rank
-        positions = range(start, start + per_rank)
-        order = self.state.order
-        return [[order.index(p) for p in positions[i : i + mb]] for i in range(0, per_rank, mb)]
+        d = self.dist
+        return rank_micro_batches(
+            self.state.order, position, global_batch, d.rank, d.world_size, self.cfg.train.micro_batch_size
+        )
+
+    def _step_batches(self, position: int, global_batch: int) -> list[dict[str, Any]]:
+        """This step's micro-batches on the device; the next step's start loading behind it."""
+        batches = self.prefetcher.get(self.micro_batches(position, global_batch))
+        step = self.counters.step + 1
+        if step < self.cfg.train.steps:  # guess the next step: no rollback, no reshuffle (get() checks)
+            with contextlib.suppress(IndexError):  # past the dataset: the next step raises it clearly
+                self.prefetcher.prefetch(
+                    self.micro_batches(position + global_batch, self.cfg.train.global_batch_at(step))
+                )
+        return [to_device(b, self.dist.device) for b in batches]
 
     def train_step(self) -> dict[str, Any]:
         c = self.counters
@@ -91,11 +110,7 @@ class Trainer:
         if global_batch != self.engine.train_batch_size():
             self.engine.set_train_batch_size(global_batch)  # ramp: more accumulation, same micro batch
         lr = self.state.schedule.lr_at(c.step)
-        train = self.task.train
-        batches = [
-            to_device(self.task.collate([train[i] for i in indices]), self.dist.device)
-            for indices in self.micro_batches(c.consumed_samples, global_batch)
-        ]
+        batches = self._step_batches(c.consumed_samples, global_batch)
         tokens = global_batch * self.tokens_per_sample
         with self.throughput.measure(tokens):
             out = optimizer_step(self.engine, batches, lr, self.dist.world_size, self.dist.device,
@@ -114,6 +129,20 @@ class Trainer:
         self.state.last_valid = self.task.evaluation(self.engine, self.dist)
         return self.state.last_valid
 
+    def evaluate_extra(self, step: int) -> dict[str, float]:
+        """The task's extra scores (task files during pretraining) when due; logged, not acted on."""
+        extra = self.task.extra_evaluation
+        if extra is None or (step % extra.interval and step != self.cfg.train.steps):
+            return {}
+        # ZeRO-1/2: rank 0 holds the whole model and scores alone; the others wait here.
+        scores = extra.score(self.engine, self.dist) if extra.all_ranks or self.dist.is_main else {}
+        barrier()
+        if scores:
+            self.metrics.log(step, scores)
+            if self.dist.is_main and extra.plot is not None:
+                extra.plot(self.run_dir)
+        return scores
+
     def trainer_state(self) -> dict[str, Any]:
         """trainer_state.json: the run state plus what a later load must check against."""
         dropout = self.state.knobs.dropout
@@ -130,10 +159,11 @@ class Trainer:
         c = self.counters
         keep = {t for t in (c.best_tag, c.anchor_tag) if t}
         step = c.step
-        path = ckpt.save_checkpoint(
-            self.engine, self.ckpt_dir, step, self.trainer_state(), self.dist, self.cfg.train.keep_last, keep,
-            before_publish=lambda: self.faults.in_save(step),
-        )  # fmt: skip
+        with self.watchdog.phase("save", step):
+            path = ckpt.save_checkpoint(
+                self.engine, self.ckpt_dir, step, self.trainer_state(), self.dist, self.cfg.train.keep_last, keep,
+                before_publish=lambda: self.faults.in_save(step),
+            )  # fmt: skip
         self.metrics.event(step, "checkpoint", path=str(path))
         return path
 
@@ -149,12 +179,15 @@ class Trainer:
             raise RuntimeError("Trainer.fit needs its metrics logger (build_run opens it)")
         try:
             self.stop_request.install()
+            self.watchdog.start()
             self._fit()
             code, reason = 0, "done"
         except RunStopped as stop:
             code, reason = stop.code, str(stop)
         finally:
+            self.watchdog.stop()
             self.stop_request.uninstall()
+            self.prefetcher.close()
         if self.dist.is_main:
             plot_losses(self.run_dir)
         barrier()
@@ -170,13 +203,18 @@ class Trainer:
             return
         if c.step == 0:
             self._evaluate_and_control()
+            self.evaluate_extra(0)
         bar = tqdm(total=t.steps, initial=c.step, disable=not (self.dist.is_main and self.cfg.logging.progress),
                    desc=self.cfg.name, unit="step", dynamic_ncols=True)  # fmt: skip
+        first = self.counters.step + 1
         while self.counters.step < end:
             self._check_stop_request()
-            stats = self.train_step()
+            with self.watchdog.step(self.counters.step + 1):
+                stats = self.train_step()
             step = self.counters.step
             self.faults.after_step(step)
+            if step == first:  # every rank's peak once the optimizer states exist
+                report_memory(f"after step {step}", self.say)
             self._log_step(step, stats, bar, log=step % t.log_interval == 0 or step == end)
             if self._spike_rolled_back(step, stats):
                 continue  # from the last good checkpoint, past the data that led to the spike
@@ -186,6 +224,7 @@ class Trainer:
                 saved = self._evaluate_and_control()
                 if self.counters.step != step:  # the controller rolled back: go on from there
                     continue
+            self.evaluate_extra(step)
             if not saved and (step % t.save_interval == 0 or step in (t.steps, end) or controller.stopped):
                 self.save()
             if controller.stopped:
@@ -225,7 +264,8 @@ class Trainer:
         """Evaluate; keep the best checkpoint; let the controller act. True if it saved."""
         c, controller = self.counters, self.state.controller
         step = c.step
-        valid = self.evaluate()
+        with self.watchdog.phase("evaluate", step):
+            valid = self.evaluate()
         self.metrics.log(step, {f"valid/{k}/loss": v for k, v in valid.items()})
         self.say(f"step {step}: validation loss " + ", ".join(f"{k} {v:.4f}" for k, v in valid.items()))
         saved = False

@@ -55,6 +55,12 @@ class MetricsLogger:
         if self._wandb is not None:
             self._wandb.log({f"events/{kind}": 1}, step=step)
 
+    def run_facts(self, **facts: Any) -> None:
+        """Facts about the whole run (which attention kernel runs, ...) in wandb's run config, where
+        runs are filtered and compared; events.jsonl has them with the step they were found at."""
+        if self.enabled and self._wandb is not None:
+            self._wandb.config.update(facts, allow_val_change=True)
+
     def close(self) -> None:
         if self._wandb is not None:
             self._wandb.finish()

@@ -6,6 +6,7 @@ import functools
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,20 @@ from bloomberg_style.training.distributed import DistInfo, init_distributed, on_
 DEMO_CONFIG = packaged("pretrain/demo.yaml")  # shipped as package data
 
 
-def padded_vocab(vocab_size: int, multiple: int) -> int:
-    return -(-vocab_size // multiple) * multiple
+def check_shards_tokenizer(cfg: RunConfig) -> None:
+    """Shards that exist must have been encoded with the run's tokenizer (before any collective)."""
+    from bloomberg_style.data.build import tokenizer_exists
+    from bloomberg_style.data.parts import expand_prefixes
+    from bloomberg_style.data.shards import ShardTokenizerMismatch, check_shard_tokenizer
+
+    if not tokenizer_exists(cfg.data.tokenizer):
+        return  # trained from the inputs, then the shards are built with it
+    for i, d in enumerate(cfg.data.domains):
+        for prefix in expand_prefixes([d.prefix, *d.prefixes]):
+            try:
+                check_shard_tokenizer(prefix, cfg.data.tokenizer)
+            except ShardTokenizerMismatch as exc:
+                raise ConfigError(f"data.domains[{i}] ({d.name}): {exc}") from None
 
 
 def prepare_inputs(cfg: RunConfig, dist: DistInfo) -> None:
@@ -30,23 +43,24 @@ def prepare_inputs(cfg: RunConfig, dist: DistInfo) -> None:
     check_run_inputs(cfg.data)
 
 
-def build_model_config(cfg: RunConfig, vocab_size: int):
+def has_checkpoint(cfg: RunConfig) -> bool:
+    from bloomberg_style.training.checkpoint import find_resume_checkpoint
+
+    return find_resume_checkpoint(cfg.run_dir / "checkpoints", log=lambda *_: None) is not None
+
+
+def build_model_config(cfg: RunConfig, vocab_size: int, init_ref=None):
+    """The network: the preset (vocabulary padded to pad_vocab_to), or init_from's shape."""
     from bloomberg_style.model import ModelConfig
 
-    overrides = dict(cfg.model.overrides)
-    for key in ("vocab_size", "max_seq_len", "activation_checkpointing"):
-        if key in overrides:
-            raise ConfigError(f"model.overrides.{key} is set by the run (tokenizer / data.seq_len / train.*)")
-    try:
-        return ModelConfig.preset(
-            cfg.model.preset,
-            **overrides,
-            vocab_size=padded_vocab(vocab_size, cfg.model.pad_vocab_to),
-            max_seq_len=cfg.data.seq_len,
-            activation_checkpointing=cfg.train.activation_checkpointing,
-        )
-    except ValueError as exc:
-        raise ConfigError(f"model: {exc}") from exc
+    if init_ref is None:
+        return ModelConfig.from_run(cfg, vocab_size)
+    from bloomberg_style.training.init_from import init_model_config
+
+    return init_model_config(
+        init_ref, cfg.model.overrides.given(), vocab_size,
+        max_seq_len=cfg.data.seq_len, activation_checkpointing=cfg.train.activation_checkpointing,
+    )  # fmt: skip
 
 
 def train_samples_needed(cfg: RunConfig) -> int:
@@ -81,49 +95,73 @@ def pretraining_task(cfg: RunConfig, eod_id: int, vocab_size: int):
     return TrainingTask(datasets.train, stack_samples, held_out, cfg.data.seq_len), datasets
 
 
-def run_pretraining(cfg: RunConfig) -> dict[str, Any]:
+# (cfg, tokenizer) -> the scorer of cfg.eval.tasks, or None. Filled by the caller (cli/pretrain.py
+# passes evaluation/in_loop.task_evaluation): training sits below evaluation and cannot import it.
+ExtraEvaluationFactory = Callable[[RunConfig, Any], Any]
+
+
+def run_pretraining(cfg: RunConfig, extra_evaluation: ExtraEvaluationFactory | None = None) -> dict[str, Any]:
     """Train (or resume) the run described by `cfg`; returns a summary (rank 0 has it all)."""
     cfg.validate()
+    if cfg.eval.tasks and extra_evaluation is None:
+        raise ConfigError(
+            "eval.tasks is set but nothing scores task files here: run `bloomberg-style pretrain` "
+            "(or pass run_pretraining(cfg, extra_evaluation=evaluation.in_loop.task_evaluation))"
+        )
     from bloomberg_style.data.prepare import check_inline_preparation
 
     check_inline_preparation(cfg.data, int(os.environ.get("WORLD_SIZE", "1")))  # before any collective
+    check_shards_tokenizer(cfg)
+    init_ref = None
+    if cfg.model.init_from:
+        from bloomberg_style.training.init_from import resolve_init_from
+
+        init_ref = resolve_init_from(cfg.model.init_from)
     dist = init_distributed(cfg.train.torch_threads)
     cfg.train.grad_accumulation(dist.world_size)  # batch arithmetic checked before any work
     prepare_inputs(cfg, dist)
 
+    from bloomberg_style.data.shards import load_run_tokenizer
     from bloomberg_style.data.unigram import unigram_baselines
-    from bloomberg_style.model import BloomForCausalLM
+    from bloomberg_style.training import engine_build
     from bloomberg_style.training.build import BuiltModel, build_run
     from bloomberg_style.training.schedule import WarmupCosineSchedule
-    from tokenizer import NumericUnigramTokenizer
 
-    tok = NumericUnigramTokenizer.load(cfg.data.tokenizer)
-    model_cfg = build_model_config(cfg, tok.vocab_size)
+    tok = load_run_tokenizer(cfg.data.tokenizer)  # ours or a Hugging Face folder's
+    model_cfg = build_model_config(cfg, tok.vocab_size, init_ref)
+    start_from = init_ref if init_ref is not None and not has_checkpoint(cfg) else None
 
-    def build_model() -> BuiltModel:
-        model = BloomForCausalLM(model_cfg)
-        # Lets DeepSpeed's ds_to_universal convert our checkpoints for a new rank count / ZeRO stage.
-        model.universal_checkpoint_info = {"universal_checkpoint_version": 0.4}
+    def build_model(ds_config: dict[str, Any]) -> BuiltModel:
+        model = engine_build.build_model(model_cfg, ds_config)  # partitioned from birth under ZeRO-3
+        if start_from is not None:  # a resumed run loads its own checkpoint instead
+            from bloomberg_style.training.init_from import load_initial_weights
+
+            load_initial_weights(model, start_from, dist.rank)
         return BuiltModel(model, model_cfg.to_dict(), model.num_parameters())
 
     def copy_tokenizer(run_dir: Path) -> None:  # the run folder is self-contained for export
         if not (run_dir / "tokenizer").is_dir():
             shutil.copytree(cfg.data.tokenizer, run_dir / "tokenizer")
 
-    t, o = cfg.train, cfg.optim
+    t = cfg.train
     task, datasets = pretraining_task(cfg, tok.eod_id, model_cfg.vocab_size)
-    schedule = WarmupCosineSchedule(
-        peak_lr=o.lr, min_lr=o.min_lr, warmup_steps=o.warmup_steps,
-        decay_steps=o.decay_steps or max(1, t.steps - o.warmup_steps),
-    )  # fmt: skip
-    run = build_run(cfg, dist, build_model, task, schedule, o.weight_decay, extra_files=copy_tokenizer)
+    if extra_evaluation is not None:
+        task.extra_evaluation = extra_evaluation(cfg, tok)
+    schedule = WarmupCosineSchedule.from_run(cfg)
+    run = build_run(
+        cfg, dist, build_model, task, schedule, cfg.optim.weight_decay, extra_files=copy_tokenizer
+    )
     num_params = run.num_parameters
     run.trainer.say(
         f"model {cfg.model.preset}: {num_params:,} parameters; {dist.world_size} rank(s) x "
         f"{t.micro_batch_size} x {t.grad_accumulation(dist.world_size, t.global_batch_at(0))} accumulation = "
         f"{t.global_batch_at(0)} sequences x {cfg.data.seq_len} tokens per step; ZeRO {t.zero_stage}, {t.precision}"
     )
-    log_attention_path(cfg, run, model_cfg.attention_impl, dist)
+    if start_from is not None:
+        from bloomberg_style.training.init_from import describe
+
+        run.trainer.say(describe(start_from))
+    log_attention_path(cfg, run, model_cfg.attention_impl, dist, model_cfg.attention_dropout)
     summary = run.fit()
     summary["num_parameters"] = num_params
     if dist.is_main:
@@ -134,18 +172,18 @@ def run_pretraining(cfg: RunConfig) -> dict[str, Any]:
     return summary
 
 
-def log_attention_path(cfg: RunConfig, run, impl: str, dist: DistInfo) -> None:
-    """Which attention kernel runs (and why `auto` fell back), in the log and in events.jsonl."""
-    import torch
-
+def log_attention_path(cfg: RunConfig, run, impl: str, dist: DistInfo, dropout_p: float = 0.0) -> None:
+    """Which attention kernel runs (and why `auto` fell back): log line, events.jsonl, wandb config."""
+    from bloomberg_style.artifacts.load import torch_dtype
     from bloomberg_style.training import attention_report
 
     if not dist.is_main:
         return
-    dtype = torch.bfloat16 if cfg.train.precision == "bf16" else torch.float32
-    attention = attention_report.attention_path(impl, dist.device, dtype)
+    dtype = torch_dtype(cfg.train.precision)
+    attention = attention_report.attention_path(impl, dist.device, dtype, dropout_p)
     run.trainer.say(attention_report.describe(attention))
     run.metrics.event(run.trainer.counters.step, "attention", label=attention["path"], **attention)
+    run.metrics.run_facts(attention=attention)
 
 
 def validation_summary(run_dir: Path) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from bloomberg_style.config import RunConfig
 from bloomberg_style.training import checkpoint as ckpt
-from bloomberg_style.training.distributed import DistInfo, all_reduce_sum, on_main_rank
+from bloomberg_style.training.distributed import DistInfo, all_reduce_sum
 
 if TYPE_CHECKING:
     from bloomberg_style.training.loop import Trainer
@@ -19,12 +19,11 @@ if TYPE_CHECKING:
 
 def prepare_reshard(cfg: RunConfig, dist: DistInfo) -> bool:
     """Convert the checkpoint to resume to universal format if the rank count or ZeRO stage
-    changed (rank 0, once); True if the engine must load it that way."""
-    path = ckpt.find_resume_checkpoint(cfg.run_dir / "checkpoints", log=lambda *_: None)
-    if path is None or not ckpt.needs_reshard(path, dist.world_size, cfg.train.zero_stage):
-        return False
-    on_main_rank(lambda: ckpt.convert_to_universal(path), describe=str)
-    return True
+    changed (rank 0, several workers; the other ranks poll, see reshard.py); True if the engine
+    must load it that way."""
+    from bloomberg_style.training.reshard import reshard_for_resume
+
+    return reshard_for_resume(cfg, dist)
 
 
 def resume(trainer: Trainer) -> bool:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from bloomberg_style.config import RunConfig
+
 
 @dataclass
 class WarmupCosineSchedule:
@@ -18,6 +20,13 @@ class WarmupCosineSchedule:
     min_lr: float
     warmup_steps: int
     decay_steps: int  # length of the cosine part, counted from the end of warm-up
+
+    @classmethod
+    def from_run(cls, cfg: RunConfig) -> WarmupCosineSchedule:
+        """The run's schedule: `optim.*`; decay_steps 0 = decay over the steps after warm-up."""
+        o = cfg.optim
+        decay = o.decay_steps or max(1, cfg.train.steps - o.warmup_steps)
+        return cls(peak_lr=o.lr, min_lr=o.min_lr, warmup_steps=o.warmup_steps, decay_steps=decay)
 
     def lr_at(self, step: int) -> float:
         """LR for optimizer step `step` (0-based): step 0 already gets peak/warmup."""

@@ -3,6 +3,12 @@
 The step owns the accumulation boundary (a batch ramp changes the number of micro-steps
 per step mid-run) and reports whether DeepSpeed applied the update: it skips it when
 the gradient norm is not finite (a NaN or inf loss included).
+
+Nothing here reads a device value per micro-batch: the losses are summed on the device
+(float64, the same sum, in the same order, as adding their Python floats) and the step's
+numbers (loss sum, micro-batch count, applied, grad norm) reach the host in one read, after
+the one all-reduce that every rank needs anyway. On a GPU a host read waits for all queued
+work; one per micro-batch would stall the launch queue before every forward.
 """
 
 from __future__ import annotations
@@ -12,8 +18,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
-
-from bloomberg_style.training.distributed import all_reduce_sum
 
 
 @dataclass
@@ -35,19 +39,36 @@ def optimizer_step(
     for group in engine.optimizer.param_groups:
         group["lr"] = lr
     engine.train()
-    losses = []
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     for i, batch in enumerate(micro_batches):
         engine.set_gradient_accumulation_boundary(i == len(micro_batches) - 1)
         loss = engine(batch["tokens"], labels=batch["labels"], loss_mask=batch["loss_mask"])
         loss = loss_hook(loss)
         engine.backward(loss)
-        losses.append(loss.detach().float().item())
+        loss_sum += loss.detach().float().double()  # stays on the device
     engine.step()
-    applied = bool(engine.was_step_applied())
-    total, count, applied_all = all_reduce_sum([sum(losses), len(losses), float(applied)], device)
-    grad_norm = engine.get_global_grad_norm()
-    return StepOutcome(
-        loss=total / count,
-        grad_norm=float(grad_norm) if grad_norm is not None else math.nan,
-        applied=applied_all == world_size,
+    applied = float(engine.was_step_applied())
+    loss_total, count, applied_all, grad_norm = _read_step_numbers(
+        loss_sum, len(micro_batches), applied, engine.get_global_grad_norm(), device
     )
+    return StepOutcome(loss=loss_total / count, grad_norm=grad_norm, applied=applied_all == world_size)
+
+
+def _read_step_numbers(
+    loss_sum: torch.Tensor, count: int, applied: float, grad_norm, device: torch.device
+) -> list[float]:
+    """[loss sum, micro-batches, ranks that applied] summed over ranks, and the (already global)
+    grad norm: one all-reduce, one host read."""
+    summed = torch.stack(
+        [loss_sum, torch.tensor(float(count), dtype=torch.float64, device=device),
+         torch.tensor(applied, dtype=torch.float64, device=device)]
+    )  # fmt: skip
+    if torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+        torch.distributed.all_reduce(summed)
+    if grad_norm is None:
+        norm = torch.tensor([math.nan], dtype=torch.float64, device=device)
+    elif isinstance(grad_norm, torch.Tensor):
+        norm = grad_norm.detach().to(device=device, dtype=torch.float64).reshape(1)
+    else:
+        norm = torch.tensor([float(grad_norm)], dtype=torch.float64, device=device)
+    return torch.cat([summed, norm]).tolist()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -51,7 +52,9 @@ class HeldOutLoss:
             if self.budget is not None:
                 n = self.budget(n, len(self.datasets))
             mine = list(range(dist.rank, n, dist.world_size))
-            loss_sum, tokens = 0.0, 0.0
+            # Summed on the device in float64 (the same sum as adding Python floats): one host read per set.
+            loss_sum = torch.zeros((), dtype=torch.float64, device=dist.device)
+            tokens = torch.zeros((), dtype=torch.float64, device=dist.device)
             # Every rank runs the same number of forward passes (ZeRO-3 gathers collectively).
             passes = math.ceil(math.ceil(n / dist.world_size) / mb)
             for p in range(passes):
@@ -59,13 +62,28 @@ class HeldOutLoss:
                 batch = to_device(self.collate([dataset[i] for i in indices or [0]]), dist.device)
                 loss = engine(batch["tokens"], labels=batch["labels"], loss_mask=batch["loss_mask"])
                 if indices:
-                    scored = ((batch["labels"] != IGNORE_INDEX) & (batch["loss_mask"] > 0)).sum().item()
-                    loss_sum += loss.float().item() * scored
+                    scored = ((batch["labels"] != IGNORE_INDEX) & (batch["loss_mask"] > 0)).sum().double()
+                    loss_sum += loss.float().double() * scored
                     tokens += scored
-            loss_sum, tokens = all_reduce_sum([loss_sum, tokens], dist.device)
+            loss_sum, tokens = all_reduce_sum(torch.stack([loss_sum, tokens]).tolist(), dist.device)
             results[name] = loss_sum / max(tokens, 1.0)
         engine.train()
         return results
+
+
+@dataclass
+class ExtraEvaluation:
+    """Scores logged beside the held-out loss every `interval` steps (e.g. task scores).
+
+    Built by a layer above training and passed in (evaluation/in_loop.py makes the one
+    pretraining uses), so the trainer never imports evaluation. The controller and the
+    best checkpoint never read these numbers: they only go to metrics.jsonl / wandb.
+    """
+
+    interval: int  # steps between scorings (step 0 and the last step are scored too)
+    score: Callable[[Any, DistInfo], dict[str, float]]  # (engine, dist) -> {"task/NAME": score}
+    all_ranks: bool  # ZeRO-3: every forward gathers shards collectively, so every rank scores
+    plot: Callable[[Path], Any] | None = None  # redraws its PNG in the run folder (rank 0)
 
 
 @dataclass
@@ -74,7 +92,9 @@ class TrainingTask:
     collate: Collate
     evaluation: HeldOutLoss
     tokens_per_sample: int  # counted per training sample (tokens_seen, throughput)
+    extra_evaluation: ExtraEvaluation | None = None
 
 
 def to_device(batch: Batch, device: torch.device) -> Batch:
-    return {k: v.to(device) for k, v in batch.items()}
+    """Copy a batch to `device`; asynchronous on CUDA (from pinned memory it overlaps compute)."""
+    return {k: v.to(device, non_blocking=device.type == "cuda") for k, v in batch.items()}
