@@ -255,7 +255,6 @@ def run_stage(recipe: Recipe, stage: StageSpec, base: str, dist: DistInfo, log=p
     from bloomberg_style.artifacts import copy_tokenizer, load_tokenizer, tokenizer_dir
     from bloomberg_style.artifacts.hf_base import HFCausalLM, shape_config
     from bloomberg_style.training.build import BuiltModel, build_run
-    from bloomberg_style.training.deepspeed_config import build_deepspeed_config
 
     from .lora import describe_trainable, trainable_parameters
     from .schedule import SFTSchedule
@@ -276,8 +275,7 @@ def run_stage(recipe: Recipe, stage: StageSpec, base: str, dist: DistInfo, log=p
     trainable = 0
 
     def build_model(ds_config: dict[str, Any]) -> BuiltModel:
-        nonlocal trainable
-        ds_config = build_deepspeed_config(cfg, dist.world_size, dist.accelerator)
+        nonlocal trainable  # ds_config: build_run's, so ZeRO-3 builds the base partitioned under it
         model = load_stage_base(stage, base, recipe.trust_remote_code, ds_config)
         if tok.vocab_size > model.config.vocab_size:
             raise ConfigError(
