@@ -16,9 +16,7 @@ from pathlib import Path
 
 from .collate import encode_segments
 from .generate import SamplingConfig, generate_text
-from .templates import ASSISTANT, USER, Template, Turn, get_template, template_from_dict
-
-TOKENIZER_TEMPLATE = "tokenizer"  # sft.json's template name for "the tokenizer's chat template"
+from .templates import ASSISTANT, TOKENIZER_TEMPLATE, USER, Template, Turn, get_template, template_from_dict
 
 
 def template_for_model(

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 import torch
 
 from bloomberg_style.artifacts.hf_base import HFBaseError, HFTokenizer
+from bloomberg_style.model.model import IGNORE_INDEX
 
-from .collate import IGNORE_INDEX, Encoded, encode_segments
+from .encoding import Encoded, encode_segments
 from .templates import ASSISTANT, SYSTEM, Template, Turn, check_turns
 
 

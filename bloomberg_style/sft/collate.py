@@ -21,16 +21,11 @@ import torch
 
 from bloomberg_style.model.model import IGNORE_INDEX  # the model's: labels it does not score
 
+from .encoding import Encoded, encode_segments
 from .formats import Example
-from .templates import Segment, Template
+from .templates import Template
 
-__all__ = ["IGNORE_INDEX", "EpochDataset", "build_rows", "pad_rows"]
-
-
-@dataclass
-class Encoded:
-    ids: list[int]
-    targets: list[bool]  # targets[i]: token i is trained (predicted from ids[:i])
+__all__ = ["IGNORE_INDEX", "Encoded", "EpochDataset", "build_rows", "encode_segments", "pad_rows"]
 
 
 @dataclass
@@ -48,24 +43,22 @@ class EncodeStats:
         return dict(self.__dict__)
 
 
-def encode_segments(segments: list[Segment], tok) -> Encoded:
-    """Encode each text segment on its own (prompt text in one piece, each reply alone)."""
-    ids: list[int] = []
-    targets: list[bool] = []
-    for seg in segments:
-        piece = [tok.eod_id] if seg.eod else tok.encode(seg.text)
-        ids.extend(piece)
-        targets.extend([seg.train] * len(piece))
-    return Encoded(ids, targets)
+def encode_example(example: Example, template: Template | None, tok) -> Encoded:
+    """Ids and trained flags; template None = a HF tokenizer's own chat template."""
+    if template is None:
+        from .chat_masks import encode_conversation
 
-
-def encode_example(example: Example, template: Template, tok) -> Encoded:
+        return encode_conversation(example.turns, tok, None, example.system, example.context)
     return encode_segments(template.render(example.turns, example.context, example.system), tok)
 
 
-def prompt_ids(example: Example, template: Template, tok) -> tuple[list[int], str]:
+def prompt_ids(example: Example, template: Template | None, tok) -> tuple[list[int], str]:
     """Prompt for the example's last reply (everything before it) and that reply's text."""
     turns = example.turns
+    if template is None:
+        from .chat_masks import encode_prompt
+
+        return encode_prompt(turns[:-1], tok, None, example.system, example.context), turns[-1].content
     segments = template.render(turns[:-1], example.context, example.system, add_generation_cue=True)
     return encode_segments(segments, tok).ids, turns[-1].content
 
@@ -98,7 +91,7 @@ def row_arrays(ids: list[int], targets: list[bool]) -> dict[str, np.ndarray]:
 
 def build_rows(
     examples: list[Example],
-    template: Template,
+    template: Template | None,
     tok,
     max_length: int,
     too_long: str = "truncate",

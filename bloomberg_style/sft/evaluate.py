@@ -100,6 +100,23 @@ def generate_answers(
     return out
 
 
+def knowledge_retriever(kb, model: torch.nn.Module, tok, template: Template | None, top_k: int = 3):
+    """eval.knowledge: a Retriever over `kb` whose keywords the model itself is asked for
+    (ChatDoctor's step; greedy, 32 tokens), or None when the stage has no knowledge base."""
+    if kb is None:
+        return None
+    from .retrieval import Retriever
+    from .templates import ASSISTANT
+
+    greedy = SamplingConfig(temperature=0.0, top_k=0, top_p=1.0, max_new_tokens=32)
+
+    def ask(text: str) -> str:
+        ids, _ = prompt_ids(Example([Turn(USER, text), Turn(ASSISTANT, "")]), template, tok)
+        return generate_text(model, tok, ids, greedy)
+
+    return Retriever(kb, top_k=top_k, ask_model=ask)
+
+
 def score_answers(
     answers: list[dict[str, str]], bertscore_model: str = "", layer: int = -1
 ) -> dict[str, float]:

@@ -104,9 +104,10 @@ def apply_lora(model: torch.nn.Module, spec: LoraSpec, targets: list[str] | None
 
 
 def trainable_parameters(model: torch.nn.Module) -> tuple[int, int]:
-    """(trainable, total) parameters, the tied embedding counted once."""
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
+    """(trainable, total) parameters, the tied embedding counted once (ZeRO-3 shards at full size)."""
+    numel = lambda p: int(getattr(p, "ds_numel", p.numel()))  # noqa: E731  (a partitioned p is empty)
+    trainable = sum(numel(p) for p in model.parameters() if p.requires_grad)
+    total = sum(numel(p) for p in model.parameters())
     return trainable, total
 
 

@@ -31,7 +31,7 @@ from bloomberg_style.config import ConfigError, LoggingSection, OptimSection, Tr
 from bloomberg_style.configlib import coerce, dotted_parts, load_yaml
 
 from .prompt_tuning import PrefixSpec
-from .templates import Template, get_template, template_from_dict
+from .templates import TOKENIZER_TEMPLATE, Template, get_template, template_from_dict
 
 LORA_TARGETS = ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"]
 
@@ -119,7 +119,7 @@ class StageKeys:
 
     name: str = ""
     data: DataSpec = field(default_factory=DataSpec)
-    template: str = ""  # default: the recipe's template
+    template: str = ""  # default: the recipe's template; "tokenizer": a HF base's own chat template
     method: str = "full"  # full | lora | qlora (4-bit base, CUDA) | ptuning (P-tuning v2, HF bases)
     lora: LoraSpec = field(default_factory=LoraSpec)
     ptuning: PrefixSpec = field(default_factory=PrefixSpec)
@@ -128,6 +128,7 @@ class StageKeys:
     schedule: str = "cosine"  # cosine | linear | constant (after linear warm-up)
     warmup_ratio: float = 0.03
     keep_checkpoints: bool = False  # keep DeepSpeed checkpoints once the stage is exported
+    export: str = "best"  # best: the checkpoint with the lowest held-out loss | final: the last one
     output: str = ""  # folder under the recipe's output_dir; default: the stage name
     eval: EvalSpec = field(default_factory=EvalSpec)
 
@@ -177,8 +178,12 @@ class Recipe:
     def custom_templates(self) -> dict[str, Template]:
         return {n: template_from_dict(t, n) for n, t in self.templates.items()}
 
-    def template_for(self, stage: StageSpec) -> Template:
-        return get_template(stage.template or self.template, self.custom_templates())
+    def template_for(self, stage: StageSpec) -> Template | None:
+        """The stage's template; None means the tokenizer's own chat template (`tokenizer`)."""
+        name = stage.template or self.template
+        if name == TOKENIZER_TEMPLATE:
+            return None
+        return get_template(name, self.custom_templates())
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -286,7 +291,11 @@ def validate_recipe(r: Recipe) -> Recipe:
             raise _FieldError(path, message)
 
     need(bool(r.name) and "/" not in r.name, ("name",), f"must be a non-empty name, got {r.name!r}")
-    need(bool(r.base), ("base",), "give the base model: our run/checkpoint folder or a HF BLOOM folder")
+    need(
+        bool(r.base),
+        ("base",),
+        "give the base model: our run/checkpoint folder or a local Hugging Face causal-LM folder",
+    )
     need(bool(r.output_dir), ("output_dir",), "must not be empty")
     for name, spec in r.templates.items():
         try:
@@ -295,7 +304,7 @@ def validate_recipe(r: Recipe) -> Recipe:
             raise _FieldError(("templates", name), str(exc)) from None
     custom = r.custom_templates()
     try:
-        get_template(r.template, custom)
+        _check_template(r.template, custom)
     except ValueError as exc:
         raise _FieldError(("template",), str(exc)) from None
     try:
@@ -318,7 +327,18 @@ def validate_recipe(r: Recipe) -> Recipe:
         need(out not in seen_dirs, p + ("output",), f"output folder {out} is used by two stages")
         seen_dirs.add(out)
         _validate_stage(s, p, custom, need, hf_base=_is_hf_base(r.base))
+        need(
+            s.method != "ptuning" or i == len(r.stages) - 1,
+            p + ("method",),
+            "a P-tuning stage must be the last stage: its prefix cannot be merged into the weights, "
+            "so no later stage can start from it",
+        )
     return r
+
+
+def _check_template(name: str, custom: dict[str, Template]) -> None:
+    if name != TOKENIZER_TEMPLATE:  # the tokenizer's template is checked when the tokenizer loads
+        get_template(name, custom)
 
 
 METHODS = ("full", "lora", "qlora", "ptuning")
@@ -365,7 +385,7 @@ def _validate_stage(s: StageSpec, p: tuple, custom: dict[str, Template], need, h
     need(d.limit >= 0, p + ("data", "limit"), "must be >= 0")
     if s.template:
         try:
-            get_template(s.template, custom)
+            _check_template(s.template, custom)
         except ValueError as exc:
             raise _FieldError(p + ("template",), str(exc)) from None
     need(
@@ -391,11 +411,18 @@ def _validate_stage(s: StageSpec, p: tuple, custom: dict[str, Template], need, h
             f"choose from {LORA_TARGETS} (the model's linear layers) or auto, got {lo.target_modules} "
             "(a HF base's own layer names are checked against the model when it loads)",
         )
+    if s.method == "qlora":
         need(
             s.zero_stage <= 2,
             p + ("zero_stage",),
-            "LoRA stages use ZeRO 0-2 (a frozen base needs no sharding)",
+            "QLoRA stages use ZeRO 0-2: its 4-bit base is already small, and DeepSpeed's ZeRO-3 "
+            "cannot partition bitsandbytes' packed 4-bit weights",
         )
+    need(
+        s.export in ("best", "final"),
+        p + ("export",),
+        f"must be best (the checkpoint with the lowest held-out loss) or final, got {s.export!r}",
+    )
     need(s.epochs > 0 or s.max_steps > 0, p + ("epochs",), "give epochs > 0 or max_steps > 0")
     need(s.max_steps >= 0, p + ("max_steps",), "must be >= 0")
     need(

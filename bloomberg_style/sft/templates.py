@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 USER, ASSISTANT, SYSTEM = "user", "assistant", "system"
+TOKENIZER_TEMPLATE = "tokenizer"  # the template name meaning "a HF tokenizer's own chat template"
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,10 @@ def get_template(name: str, custom: dict[str, Template] | None = None) -> Templa
     """A recipe's own template first, then the built-in ones."""
     table = {**BUILTIN_TEMPLATES, **(custom or {})}
     if name not in table:
-        raise ValueError(f"unknown template {name!r}; known templates: {sorted(table)}")
+        raise ValueError(
+            f"unknown template {name!r}; known templates: {sorted(table)} "
+            f"(or {TOKENIZER_TEMPLATE}: a HF base's own chat template)"
+        )
     return table[name]
 
 
