@@ -96,8 +96,22 @@ def launch_command(script: str, args: list[str], ranks: int = 1) -> list[str]:
             "--master_port", port, path, *args]  # fmt: skip
 
 
+# What a launcher hands its workers. A test that built an engine in this process (a world of
+# one) left them in os.environ, and a child that inherits them joins that world's port
+# instead of starting its own: EADDRINUSE for every single-rank launch after it.
+LAUNCHER_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK",
+                 "CROSS_RANK", "CROSS_SIZE", "MASTER_ADDR", "MASTER_PORT")  # fmt: skip
+
+
+def host_env() -> dict:
+    """os.environ without the process-group variables an in-process test may have set."""
+    return {
+        k: v for k, v in os.environ.items() if k not in LAUNCHER_VARS and not k.startswith("TORCHELASTIC_")
+    }
+
+
 def launch_env(env: dict | None = None) -> dict:
-    return {**os.environ, "DS_ACCELERATOR": "cpu", "PYTHONPATH": str(REPO), **(env or {})}
+    return {**host_env(), "DS_ACCELERATOR": "cpu", "PYTHONPATH": str(REPO), **(env or {})}
 
 
 def run_script(script: str, args: list[str], ranks: int = 1, timeout: int = 300, env: dict | None = None):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
-import os
 import shutil
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import yaml
 
 from bloomberg_style.cli.main import COMMANDS, main
 from bloomberg_style.configlib import from_flags, packaged
+from tests.conftest import host_env
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -136,7 +136,7 @@ def test_non_editable_install_runs_the_demo_dry_run(tmp_path):
     done = subprocess.run([*pip, str(target), str(source)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     elsewhere.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(target), "DS_ACCELERATOR": "cpu"}
+    env = {**host_env(), "PYTHONPATH": str(target), "DS_ACCELERATOR": "cpu"}
     script = [str(target / "bin" / "bloomberg-style")]  # run as installed: its own shebang
     where = subprocess.run([sys.executable, "-c", "import bloomberg_style; print(bloomberg_style.__file__)"],
                            cwd=elsewhere, env=env, capture_output=True, text=True, check=True)  # fmt: skip

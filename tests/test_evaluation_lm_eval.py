@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from bloomberg_style.evaluation.fewshot import load_task, score_task, split_cont
 from bloomberg_style.evaluation.lm_eval_task import jinja_prompt, write_lm_eval_task
 from bloomberg_style.evaluation.scoring import continuation_logprobs
 from bloomberg_style.model import BloomForCausalLM, ModelConfig
-from tests.conftest import REPO
+from tests.conftest import REPO, host_env
 
 LABELS = {"positive": "positive", "negative": "negative", "neutral": "neutral"}
 
@@ -86,7 +85,7 @@ def test_lm_eval_harness_matches_our_scorer(exported, tmp_path):
     lm_eval = shutil.which("lm_eval") or shutil.which("lm-eval")
     command = [lm_eval] if lm_eval else [sys.executable, "-m", "lm_eval"]
     env = {
-        **os.environ,
+        **host_env(),
         "HF_HUB_OFFLINE": "1",
         "HF_DATASETS_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",

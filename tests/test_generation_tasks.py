@@ -207,12 +207,11 @@ def test_eval_section_of_the_run_config(tmp_path):
 @pytest.mark.slow
 def test_data_parallel_evaluation_equals_one_process(tiny, tmp_path):
     """Two gloo ranks (torchrun) score a classification and a generation task as one process does."""
-    import os
     import subprocess
     import sys
 
     from bloomberg_style.artifacts.hf import save_hf_folder
-    from tests.conftest import REPO
+    from tests.conftest import REPO, host_env
 
     model, tok = tiny
     hf = save_hf_folder(model, tmp_path / "hf", eos_token_id=tok.eod_id)
@@ -231,7 +230,7 @@ def test_data_parallel_evaluation_equals_one_process(tiny, tmp_path):
     fpb.write_text("\n".join(json.dumps(r) for r in [header, *rows]) + "\n", encoding="utf-8")
     ner = write_ner_task(tmp_path / "ner.jsonl", shots=2)
     common = ["--checkpoint", str(hf), "--tasks", str(fpb), str(ner), "--device", "cpu", "--batch-size", "2"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    env = {**host_env(), "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     results = {}
     for name, launcher in (
         ("one", [sys.executable]),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from bloomberg_style.data.index_file import DocumentWriter, merge_documents, rea
 from bloomberg_style.data.prepare import KILL_AFTER_ENV, PrepareError, finalize, manifest_parts, prepare
 from bloomberg_style.data.shards import import_megatron_datasets, read_token_shard, write_token_shard
 from bloomberg_style.demo.corpus import write_demo_corpus
+from tests.conftest import host_env
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,7 +28,7 @@ def corpus(tmp_path_factory) -> Path:
 
 
 def _cli(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    full = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    full = {**host_env(), "PYTHONPATH": str(REPO), **(env or {})}
     return subprocess.run(
         [sys.executable, str(REPO / "launch" / "prepare_data.py"), *args, "--no-progress"],
         env=full,
@@ -176,7 +176,7 @@ def test_slurm_array_slices_then_finalize(corpus, demo_tokenizer_dir, tmp_path):
     """Array tasks as separate processes with SLURM_ARRAY_TASK_ID, as the sbatch script runs them."""
     out = tmp_path / "arr" / "all"
     script = REPO / "launch" / "slurm" / "prepare_data.sbatch"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "SLURM_ARRAY_TASK_COUNT": "3", "PREPARE_WORKERS": "1",
+    env = {**host_env(), "PYTHONPATH": str(REPO), "SLURM_ARRAY_TASK_COUNT": "3", "PREPARE_WORKERS": "1",
            "PREPARE_INPUTS": str(corpus), "PREPARE_TOKENIZER": str(demo_tokenizer_dir), "PREPARE_OUTPUT": str(out),
            "PREPARE_EXTRA": "--parts 6 --no-progress"}  # fmt: skip
     early = subprocess.run(["bash", str(script), "finalize"], env=env, capture_output=True, text=True)

@@ -17,7 +17,7 @@ from bloomberg_style.config import RunConfig
 from bloomberg_style.training import checkpoint as ckpt
 from bloomberg_style.training.metrics import read_jsonl
 from bloomberg_style.training.preemption import REQUEUE_EXIT_CODE
-from tests.conftest import REPO, launch_command, launch_env, run_launcher, tiny_run_config
+from tests.conftest import REPO, host_env, launch_command, launch_env, run_launcher, tiny_run_config
 
 PAPER = REPO / "configs" / "pretrain" / "bloomberggpt-50b.yaml"
 
@@ -161,7 +161,7 @@ def test_nan_step_is_skipped_and_spike_rolls_back(tmp_path, small_data):
 @pytest.mark.slow
 def test_sigterm_checkpoints_and_exits_for_requeue(tmp_path, small_data):
     cfg = tiny_run_config(tmp_path, small_data, name="preempt", train={"steps": 400, "save_interval": 1000})
-    env = {**os.environ, "DS_ACCELERATOR": "cpu", "PYTHONPATH": str(REPO)}
+    env = {**host_env(), "DS_ACCELERATOR": "cpu", "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, str(REPO / "launch" / "pretrain.py"), "--config", str(cfg)],
                             env=env, cwd=str(REPO), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
     run = tmp_path / "runs" / "preempt"

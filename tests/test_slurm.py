@@ -20,7 +20,7 @@ from bloomberg_style.training.slurm import (
     launch_command,
     requeue_decision,
 )
-from tests.conftest import REPO, tiny_run_config
+from tests.conftest import REPO, host_env, tiny_run_config
 
 SLURM_ENV = {"SLURM_NNODES": "4", "SLURM_NODEID": "2", "SLURM_JOB_ID": "4242",
              "SLURM_JOB_NODELIST": "gpu[017-020]", "SLURM_GPUS_ON_NODE": "8"}  # fmt: skip
@@ -58,7 +58,7 @@ def slurm(tmp_path):
     )
     if out.returncode != 0:
         pytest.fail(f"local Slurm did not start:\n{out.stdout}\n{out.stderr}")
-    env = {**os.environ, "SLURM_CONF": str(state / "slurm.conf")}
+    env = {**host_env(), "SLURM_CONF": str(state / "slurm.conf")}
     yield env
     subprocess.run(["scancel", "--user", "root"], env=env, capture_output=True)
     subprocess.run(["bash", str(script), "stop", str(state)], capture_output=True)
@@ -161,7 +161,7 @@ def test_job_script_requeues_after_a_failure_and_passes_cpus(tmp_path, small_dat
     for tool, code in (("srun", srun_exit), ("scontrol", 0)):
         (bin_dir / tool).write_text(f'#!/bin/bash\necho "$*" >> {tmp_path}/{tool}.calls\nexit {code}\n')
         (bin_dir / tool).chmod(0o755)
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHON": sys.executable,
+    env = {**host_env(), "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHON": sys.executable,
            "SLURM_JOB_ID": "77", "SLURM_CPUS_PER_TASK": "12", "SLURM_JOB_NODELIST": "n1", "SLURM_SUBMIT_DIR": str(REPO)}  # fmt: skip
     proc = subprocess.run(["bash", str(REPO / "launch" / "slurm" / "pretrain.sbatch"), str(cfg)], env=env,
                           capture_output=True, text=True, timeout=120)  # fmt: skip

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import host_env
 from tests.test_tokenizer import synthetic_lines
 from tokenizer import train_split_merge
 
@@ -38,9 +39,8 @@ def write_sources(root: Path) -> list[str]:
 
 def array_task(task: str | int, count: int, sources: list[str], output: Path, extra: list[str]):
     """launch/slurm/train_tokenizer.sbatch as one array task (or the merge job) would run it."""
-    import os
 
-    env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": str(REPO), "TOKENIZER_INPUTS": " ".join(sources),
+    env = {**host_env(), "PYTHON": sys.executable, "PYTHONPATH": str(REPO), "TOKENIZER_INPUTS": " ".join(sources),
            "TOKENIZER_OUTPUT": str(output), "TOKENIZER_EXTRA": " ".join(extra)}  # fmt: skip
     args = ["merge"] if task == "merge" else []
     if task != "merge":
