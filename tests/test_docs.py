@@ -31,6 +31,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import host_env
+
 REPO = Path(__file__).resolve().parents[1]
 FIRST_PAGES = ["docs/quickstart.md", "docs/corpus.md"]  # the others use what these make
 README_DEFAULT = "dry-run"
@@ -160,7 +162,7 @@ class Sandbox:
             for line in logical_lines((REPO / ".ci" / "run").read_text())
             if line.strip()
         ]
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_API", "SLURM_"))}
+        env = {k: v for k, v in host_env().items() if not k.startswith(("WANDB_API", "SLURM_"))}
         env.update(
             DS_ACCELERATOR="cpu",
             WANDB_MODE="offline",
