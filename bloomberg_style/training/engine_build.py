@@ -20,15 +20,6 @@ import torch
 UNIVERSAL_CHECKPOINT_INFO = {"universal_checkpoint_version": 0.4}
 
 
-def engine_dtype(ds_config: dict[str, Any]) -> torch.dtype:
-    """The dtype the engine keeps its (partitioned) weights in."""
-    if ds_config.get("bf16", {}).get("enabled"):
-        return torch.bfloat16
-    if ds_config.get("fp16", {}).get("enabled"):
-        return torch.float16
-    return torch.float32
-
-
 def zero_stage(ds_config: dict[str, Any]) -> int:
     return int(ds_config.get("zero_optimization", {}).get("stage", 0))
 
@@ -43,7 +34,10 @@ def construction_context(ds_config: dict[str, Any]) -> contextlib.AbstractContex
 
     fix_malloc_thresholds()  # before the first partition exists (see host_memory.py)
 
-    return deepspeed.zero.Init(config_dict_or_path=ds_config, dtype=engine_dtype(ds_config))
+    # The dtype comes from ds_config (bf16 / fp16 / else FP32), the engine's own rule. An explicit
+    # dtype= is not passed: DeepSpeed 0.19's Init reads `dtype or fp16 if fp16_supported else
+    # bf16 ...`, so on a CPU accelerator (no fp16) any dtype given, FP32 included, became bf16.
+    return deepspeed.zero.Init(config_dict_or_path=ds_config)
 
 
 def build_model(model_cfg, ds_config: dict[str, Any], model_cls=None) -> torch.nn.Module:
