@@ -6,6 +6,8 @@ so the default run checks one pair and the model path; the full 3 x 3 matrix is 
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
@@ -54,7 +56,7 @@ def test_flex_matches_eager_all_shapes(heads: int, head_dim: int) -> None:
 
 
 def test_flex_model_matches_eager_model_loss_and_gradients() -> None:
-    base = dict(vocab_size=97, hidden_size=64, num_layers=2, num_heads=8, max_seq_len=32)
+    base = dict(vocab_size=97, hidden_size=64, num_layers=2, num_heads=2, max_seq_len=32)  # head_dim 32
     losses, grads = [], []
     for impl in ("eager", "flex"):
         torch.manual_seed(0)
@@ -88,7 +90,9 @@ def test_flex_blocks_compile_into_one_graph_without_breaks() -> None:
     training on CPU: one graph for all layers, no graph break, the eager model's loss."""
     from torch._dynamo.utils import counters
 
-    base = dict(vocab_size=97, hidden_size=64, num_layers=2, num_heads=8, attention_impl="flex")
+    base = dict(
+        vocab_size=97, hidden_size=64, num_layers=2, num_heads=2, attention_impl="flex"
+    )  # head_dim 32
     torch._dynamo.reset()
     counters.clear()
     torch.manual_seed(0)
@@ -100,3 +104,25 @@ def test_flex_blocks_compile_into_one_graph_without_breaks() -> None:
     loss.backward()
     assert counters["stats"]["unique_graphs"] == 1 and not counters["graph_break"]
     torch.testing.assert_close(loss, plain(ids, labels=ids), rtol=1e-5, atol=1e-6)
+
+
+def test_cpu_flex_below_head_dim_32_falls_back_to_sdpa() -> None:
+    """torch's compiled CPU flex kernel is wrong at head_dim 8 and 16 (NaN at seq 24): those
+    models run sdpa, with the reason, and give the eager path's loss."""
+    cpu = torch.device("cpu")
+    with warnings.catch_warnings():  # warned once per reason and process
+        warnings.simplefilter("ignore", RuntimeWarning)
+        choice = choose("flex", cpu, torch.float32, head_dim=8)
+    assert choice.impl == "sdpa" and "below head_dim 32 (this model has 8)" in choice.reason
+    assert choose("flex", cpu, torch.float32, head_dim=32).impl == "flex"
+    torch.manual_seed(0)
+    shape = dict(vocab_size=97, hidden_size=64, num_layers=2, num_heads=8)  # head_dim 8
+    flex = BloomForCausalLM(ModelConfig(**shape, attention_impl="flex"))
+    eager = BloomForCausalLM(ModelConfig(**shape, attention_impl="eager"))
+    eager.load_state_dict(flex.state_dict())
+    ids = torch.randint(0, 97, (1, 24), generator=torch.Generator().manual_seed(2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        loss = flex(ids, labels=ids)
+    assert torch.isfinite(loss)
+    torch.testing.assert_close(loss, eager(ids, labels=ids), rtol=1e-5, atol=1e-6)

@@ -36,7 +36,7 @@ def test_the_report_is_the_models_own_choice():
                 ModelConfig(vocab_size=97, hidden_size=32, num_layers=1, num_heads=4, attention_impl=impl,
                             attention_dropout=dropout)
             ).train()  # fmt: skip
-            report = attention_path(impl, torch.device("cpu"), torch.float32, dropout)
+            report = attention_path(impl, torch.device("cpu"), torch.float32, dropout, model.config.head_dim)
             assert report["path"] == model.attention_choice("cpu").impl, (impl, dropout)
 
 

@@ -231,7 +231,9 @@ last_choice: AttentionChoice | None = None
 _warned: set[str] = set()
 
 
-def choose(impl: str, device: torch.device, dtype: torch.dtype, dropout_p: float = 0.0) -> AttentionChoice:
+def choose(
+    impl: str, device: torch.device, dtype: torch.dtype, dropout_p: float = 0.0, head_dim: int = 0
+) -> AttentionChoice:
     """The path that runs and why. auto: on CUDA flash-attn 2 if it runs, else flex, else sdpa; on
     CPU the measured fastest (CPU_AUTO). flash and flex fall back to sdpa with one warning."""
     global last_choice
@@ -241,7 +243,7 @@ def choose(impl: str, device: torch.device, dtype: torch.dtype, dropout_p: float
         )
     elif impl == "auto":
         flash_no = flash_unavailable_reason(device, dtype)
-        flex_no = flex_unavailable_reason(dropout_p)
+        flex_no = flex_unavailable_reason(dropout_p, device, head_dim)
         if flash_no is None:
             choice = AttentionChoice(impl, "flash", "flash-attn 2 imports and runs on this device and dtype")
         elif flex_no is None:
@@ -250,7 +252,9 @@ def choose(impl: str, device: torch.device, dtype: torch.dtype, dropout_p: float
             choice = AttentionChoice(impl, "sdpa", f"{flash_no}; {flex_no}")
     elif impl in ("flash", "flex"):
         why_not = (
-            flash_unavailable_reason(device, dtype) if impl == "flash" else flex_unavailable_reason(dropout_p)
+            flash_unavailable_reason(device, dtype)
+            if impl == "flash"
+            else flex_unavailable_reason(dropout_p, device, head_dim)
         )
         if why_not is None:
             choice = AttentionChoice(impl, impl, "as configured")
@@ -267,10 +271,23 @@ def choose(impl: str, device: torch.device, dtype: torch.dtype, dropout_p: float
     return choice
 
 
-def flex_unavailable_reason(dropout_p: float) -> str | None:
-    """None when the flex path can run, else why not."""
+# torch 2.13's compiled CPU flex kernel returns wrong values or NaN for head_dim 8 and 16 at
+# sequence lengths under 128 (measured against the eager reference: seq 8-88 at head_dim 8/16
+# wrong, head_dim 32-192 right at every length tried); below this head_dim CPU runs sdpa.
+FLEX_CPU_MIN_HEAD_DIM = 32
+
+
+def flex_unavailable_reason(
+    dropout_p: float, device: torch.device | None = None, head_dim: int = 0
+) -> str | None:
+    """None when the flex path can run, else why not (head_dim 0: not checked)."""
     if dropout_p > 0:
         return f"flex_attention has no attention dropout (attention_dropout={dropout_p})"
+    if device is not None and device.type == "cpu" and 0 < head_dim < FLEX_CPU_MIN_HEAD_DIM:
+        return (
+            f"torch's CPU flex_attention kernel is wrong below head_dim {FLEX_CPU_MIN_HEAD_DIM} "
+            f"(this model has {head_dim})"
+        )
     return flex_import_error()
 
 
@@ -287,6 +304,8 @@ def decoding_impl(impl: str, device: torch.device) -> str:
     return "sdpa" if impl in ("flash", "flex") else impl
 
 
-def resolve_impl(impl: str, device: torch.device, dtype: torch.dtype, dropout_p: float = 0.0) -> str:
+def resolve_impl(
+    impl: str, device: torch.device, dtype: torch.dtype, dropout_p: float = 0.0, head_dim: int = 0
+) -> str:
     """The path that runs (choose(...).impl)."""
-    return choose(impl, device, dtype, dropout_p).impl
+    return choose(impl, device, dtype, dropout_p, head_dim).impl

@@ -211,7 +211,9 @@ class BloomForCausalLM(nn.Module):
         """Which attention path a forward on `device` in `dtype` (default: the weights') runs, and why."""
         dtype = dtype or self.transformer.word_embeddings.weight.dtype
         dropout_p = self.config.attention_dropout if self.training else 0.0
-        return choose(self.config.attention_impl, torch.device(device), dtype, dropout_p)
+        return choose(
+            self.config.attention_impl, torch.device(device), dtype, dropout_p, self.config.head_dim
+        )
 
     def hidden_states(
         self,
@@ -227,7 +229,7 @@ class BloomForCausalLM(nn.Module):
         x = self.transformer.word_embeddings(input_ids)
         x = self.transformer.word_embeddings_layernorm(x)
         dropout_p = self.config.attention_dropout if self.training else 0.0
-        impl = resolve_impl(self.config.attention_impl, x.device, x.dtype, dropout_p)
+        impl = resolve_impl(self.config.attention_impl, x.device, x.dtype, dropout_p, self.config.head_dim)
         seq, past = input_ids.shape[1], cache.length if cache is not None else 0
         if past or attention_mask is not None:  # not square-causal-unpadded: eager or sdpa
             impl = decoding_impl(impl, x.device)

@@ -19,12 +19,12 @@ from bloomberg_style.model.attention import choose, flash_unavailable_reason
 
 
 def attention_path(
-    requested: str, device: torch.device, dtype: torch.dtype, dropout_p: float = 0.0
+    requested: str, device: torch.device, dtype: torch.dtype, dropout_p: float = 0.0, head_dim: int = 0
 ) -> dict[str, str | None]:
     """{"requested", "path" (what runs), "fallback_reason" (None unless it fell back)}."""
     with warnings.catch_warnings():  # the fallback is reported here, once, with its reason
         warnings.simplefilter("ignore", RuntimeWarning)
-        choice = choose(requested, device, dtype, dropout_p)
+        choice = choose(requested, device, dtype, dropout_p, head_dim)
     reason = None
     if requested in ("auto", "flash") and choice.impl != "flash":
         reason = flash_unavailable_reason(device, dtype)  # auto: it runs `path` rather than flash

@@ -161,7 +161,9 @@ def run_pretraining(cfg: RunConfig, extra_evaluation: ExtraEvaluationFactory | N
         from bloomberg_style.training.init_from import describe
 
         run.trainer.say(describe(start_from))
-    log_attention_path(cfg, run, model_cfg.attention_impl, dist, model_cfg.attention_dropout)
+    log_attention_path(
+        cfg, run, model_cfg.attention_impl, dist, model_cfg.attention_dropout, model_cfg.head_dim
+    )
     summary = run.fit()
     summary["num_parameters"] = num_params
     if dist.is_main:
@@ -172,7 +174,9 @@ def run_pretraining(cfg: RunConfig, extra_evaluation: ExtraEvaluationFactory | N
     return summary
 
 
-def log_attention_path(cfg: RunConfig, run, impl: str, dist: DistInfo, dropout_p: float = 0.0) -> None:
+def log_attention_path(
+    cfg: RunConfig, run, impl: str, dist: DistInfo, dropout_p: float = 0.0, head_dim: int = 0
+) -> None:
     """Which attention kernel runs (and why `auto` fell back): log line, events.jsonl, wandb config."""
     from bloomberg_style.artifacts.load import torch_dtype
     from bloomberg_style.training import attention_report
@@ -180,7 +184,7 @@ def log_attention_path(cfg: RunConfig, run, impl: str, dist: DistInfo, dropout_p
     if not dist.is_main:
         return
     dtype = torch_dtype(cfg.train.precision)
-    attention = attention_report.attention_path(impl, dist.device, dtype, dropout_p)
+    attention = attention_report.attention_path(impl, dist.device, dtype, dropout_p, head_dim)
     run.trainer.say(attention_report.describe(attention))
     run.metrics.event(run.trainer.counters.step, "attention", label=attention["path"], **attention)
     run.metrics.run_facts(attention=attention)
