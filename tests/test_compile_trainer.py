@@ -107,7 +107,10 @@ def test_pretraining_with_train_compile_matches_eager(tmp_path, small_data):
         records = read_jsonl(tmp_path / "runs" / name / "metrics.jsonl")
         losses[compiled] = [r["loss"] for r in records if "loss" in r]
     assert len(losses[True]) == 2
-    torch.testing.assert_close(torch.tensor(losses[True]), torch.tensor(losses[False]), rtol=1e-5, atol=1e-6)
+    # Two processes, each compiling with inductor: alone they agree to ~1e-7, but inside the full
+    # suite (inductor's on-disk kernel cache filled by other tests) step 1 was measured 2.2e-5
+    # relative apart. 1e-4 still fails on any real error (those move the loss by > 1e-2).
+    torch.testing.assert_close(torch.tensor(losses[True]), torch.tensor(losses[False]), rtol=1e-4, atol=1e-6)
 
 
 def test_the_blocks_found_are_the_transformer_stack():

@@ -100,14 +100,6 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
-    existing = [f for f in ("tokenizer.json", "merged_model.json") if (Path(args.output) / f).exists()]
-    if (
-        existing and not args.overwrite and not args.chunk_only
-    ):  # shards made with the old one would no longer match it
-        parser.exit(2, f"{parser.prog}: error: {Path(args.output) / existing[0]} exists: pass --overwrite "
-                    "to replace that tokenizer (shards made with it would no longer match)\n")  # fmt: skip
-    if Path(args.output).exists() and not Path(args.output).is_dir():
-        parser.exit(2, f"{parser.prog}: error: --output {args.output} is a file, not a folder\n")
     if args.merge_only and args.input:
         parser.error("--merge-only reads the chunk plan in OUTPUT/chunks/; give no --input")
     if not args.merge_only:
@@ -117,6 +109,14 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             resolve_sources(args.input)  # a missing or unsupported input fails before anything is written
         except CorpusError as e:
             parser.error(str(e))
+    existing = [f for f in ("tokenizer.json", "merged_model.json") if (Path(args.output) / f).exists()]
+    if (
+        existing and not args.overwrite and not args.chunk_only
+    ):  # shards made with the old one would no longer match it
+        parser.exit(2, f"{parser.prog}: error: {Path(args.output) / existing[0]} exists: pass --overwrite "
+                    "to replace that tokenizer (shards made with it would no longer match)\n")  # fmt: skip
+    if Path(args.output).exists() and not Path(args.output).is_dir():
+        parser.exit(2, f"{parser.prog}: error: --output {args.output} is a file, not a folder\n")
     try:
         stats = from_flags(TokenizerOptions, args).train(args.input, args.output)
     except (CorpusError, ValueError, FileNotFoundError) as e:
