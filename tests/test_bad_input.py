@@ -267,6 +267,12 @@ ROWS = [
         {},
     ),  # fmt: skip
     (
+        "export-shard-size-words",
+        ["export-hf", "--checkpoint", "{root}", "--output", "{root}/hf", "--max-shard-size", "lots"],
+        "max shard size 'lots'",
+        {},
+    ),  # fmt: skip
+    (
         "export-checkpoint-missing",
         ["export-hf", "--checkpoint", "{root}/nope", "--output", "{root}/hf"],
         "{root}/nope",

@@ -212,5 +212,6 @@ def test_prepare_data_and_export_hf_flags_are_the_dataclass_fields():
         "dtype",
         "tokenizer",
         "overwrite",
+        "max_shard_size",
     ]
     assert export_hf.main(["--checkpoint", "/nonexistent/run", "--output", "/tmp/never-written"]) == 2

@@ -9,11 +9,15 @@ trains, checkpoints, and resumes.
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 
 import pytest
+import torch
 
-from tests.conftest import run_launcher, tiny_run_config
+from tests.conftest import REPO, launch_env, run_launcher, tiny_run_config
 
 pytestmark = pytest.mark.slow
 
@@ -53,3 +57,46 @@ def test_zero3_four_rank_rehearsal(tmp_path, small_data):
     out = run_launcher(["--config", str(resumed)], ranks=4, timeout=900)
     assert "resumed from" in out.stdout + out.stderr
     assert len(peaks(out.stdout + out.stderr, "after build")) == 4
+    check_streaming_export(tmp_path / "runs" / "big", tmp_path / "hf", params)
+
+
+# Export in its own process; RSS is read before (after every import) and at the peak after.
+MEASURE = """
+import resource, sys
+import torch, transformers, safetensors.torch, deepspeed.utils.zero_to_fp32  # imported before the baseline
+from bloomberg_style.export.folder import export_hf
+page = __import__("os").sysconf("SC_PAGE_SIZE")
+with open("/proc/self/statm") as f:
+    now = int(f.read().split()[1]) * page
+export_hf(sys.argv[1], sys.argv[2], torch.bfloat16, max_shard_bytes=int(sys.argv[3]))
+print("export RSS growth bytes", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - now)
+"""
+
+
+def check_streaming_export(run, out, params: int) -> None:
+    """Issue 13, point 5: bf16 shards with an index, peak RSS growth < 1.5 x the exported bytes
+    (gathering the FP32 model first needs 2 x for the FP32 copy alone), transformers agrees."""
+    transformers = pytest.importorskip("transformers")
+    from bloomberg_style.artifacts import load_checkpoint_model, load_pretrained
+
+    exported = 2 * params
+    cmd = [sys.executable, "-c", MEASURE, str(run), str(out), str(exported // 5)]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=launch_env(), cwd=str(REPO), timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    growth = int(re.search(r"export RSS growth bytes (-?\d+)", done.stdout).group(1))
+    assert growth < 1.5 * exported, (
+        f"export grew RSS by {growth / 2**20:.0f} MiB; bf16 model {exported / 2**20:.0f} MiB"
+    )
+
+    index = json.loads((out / "model.safetensors.index.json").read_text())
+    files = sorted(set(index["weight_map"].values()))
+    assert len(files) >= 5 and all((out / f).is_file() for f in files)
+    assert not (out / "model.safetensors").exists()
+    ours = load_checkpoint_model(run)  # FP32 master weights, gathered whole (small here)
+    exported_model = load_pretrained(out)
+    for name, tensor in exported_model.state_dict().items():
+        assert torch.equal(tensor, ours.state_dict()[name].to(torch.bfloat16)), name
+    ids = torch.randint(0, ours.config.vocab_size, (1, 24), generator=torch.Generator().manual_seed(0))
+    hf = transformers.AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(hf(input_ids=ids).logits, exported_model.float()(ids), rtol=0, atol=1e-4)

@@ -18,6 +18,8 @@ import torch
 from bloomberg_style.model.config import ModelConfig
 from bloomberg_style.model.model import BloomForCausalLM
 
+from .hf_shards import DEFAULT_MAX_SHARD_BYTES, remove_stale_weights, write_safetensors_shards
+
 LM_HEAD = "lm_head.weight"
 EMBEDDING = "transformer.word_embeddings.weight"
 # Prefixes that wrappers add to state-dict keys: DDP/DeepSpeed engines and torch.compile.
@@ -90,7 +92,7 @@ def config_from_hf(bloom_config: Any, **overrides: Any) -> ModelConfig:
     return ModelConfig.from_dict({**fields, **overrides})
 
 
-def _strip_wrappers(key: str) -> str:
+def strip_wrappers(key: str) -> str:
     changed = True
     while changed:
         changed = False
@@ -139,7 +141,7 @@ def to_hf_state_dict(
         state, cfg = model_or_state_dict.state_dict(), model_or_state_dict.config
     else:
         state, cfg = dict(model_or_state_dict), None
-    out = {_strip_wrappers(k): v for k, v in state.items()}
+    out = {strip_wrappers(k): v for k, v in state.items()}
     out.setdefault(LM_HEAD, out.get(EMBEDDING))
     if out[LM_HEAD] is None:
         raise ValueError(f"state dict has neither {EMBEDDING!r} nor {LM_HEAD!r}")
@@ -152,7 +154,7 @@ def from_hf_state_dict(state_dict: dict[str, torch.Tensor], cfg: ModelConfig) ->
     """Our state dict from a HF BLOOM one (BloomForCausalLM or bare BloomModel keys), checked against cfg."""
     out: dict[str, torch.Tensor] = {}
     for key, value in state_dict.items():
-        key = _strip_wrappers(key)
+        key = strip_wrappers(key)
         if key != LM_HEAD and not key.startswith("transformer."):
             key = "transformer." + key  # saved from BloomModel (e.g. bigscience/bloom-*)
         out[key] = value
@@ -165,34 +167,45 @@ def from_hf_state_dict(state_dict: dict[str, torch.Tensor], cfg: ModelConfig) ->
     return out
 
 
+def hf_weight_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """The tensors a HF folder of this config stores, in order (the tied head is not stored)."""
+    shapes = _expected_shapes(cfg)
+    shapes.pop(LM_HEAD)  # tied: safetensors refuses shared storage, transformers re-ties it
+    return shapes
+
+
+def write_hf_config(cfg: ModelConfig, out: Path, dtype: torch.dtype, **config_extra: Any) -> None:
+    """config.json for transformers, naming the dtype the weights are saved in."""
+    transformers = _require_transformers()
+    hf_config = to_hf_config(cfg, **config_extra)
+    saved_dtype = str(dtype).removeprefix("torch.")
+    major = int(transformers.__version__.split(".")[0])  # transformers 5 renamed torch_dtype to dtype
+    setattr(hf_config, "dtype" if major >= 5 else "torch_dtype", saved_dtype)
+    hf_config.save_pretrained(out)
+
+
 def save_hf_folder(
     model: BloomForCausalLM,
     out_dir: str | Path,
     dtype: torch.dtype | None = None,
     metadata: dict[str, str] | None = None,
+    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
     **config_extra,
 ) -> Path:
-    """Write config.json + model.safetensors loadable by transformers.AutoModelForCausalLM.
+    """Write config.json + safetensors weights loadable by transformers.AutoModelForCausalLM.
 
+    One model.safetensors, or shards with an index past max_shard_bytes (hf_shards.py).
     metadata (str -> str) goes into the safetensors header, e.g. the source checkpoint.
     """
-    from safetensors.torch import save_file
-
-    transformers = _require_transformers()
+    _require_transformers()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    hf_config = to_hf_config(model.config, **config_extra)
-    state = to_hf_state_dict(model)
-    state.pop(LM_HEAD)  # tied: safetensors refuses shared storage, transformers re-ties it
-    state = {
-        k: (v.to(dtype) if dtype is not None else v).detach().contiguous().cpu() for k, v in state.items()
-    }
-    saved_dtype = str(next(iter(state.values())).dtype).removeprefix("torch.")
-    # transformers 5 renamed torch_dtype to dtype
-    major = int(transformers.__version__.split(".")[0])
-    setattr(hf_config, "dtype" if major >= 5 else "torch_dtype", saved_dtype)
-    hf_config.save_pretrained(out)
-    save_file(state, str(out / "model.safetensors"), metadata={"format": "pt", **(metadata or {})})
+    state = {k: v.detach().cpu() for k, v in to_hf_state_dict(model).items()}
+    dtype = dtype or next(iter(state.values())).dtype
+    remove_stale_weights(out)
+    write_safetensors_shards(out, hf_weight_shapes(model.config), lambda: state, dtype, max_shard_bytes,
+                             metadata, progress=False)  # fmt: skip
+    write_hf_config(model.config, out, dtype, **config_extra)
     return out
 
 
@@ -214,6 +227,51 @@ def _read_weights(folder: Path) -> dict[str, torch.Tensor]:
     if (folder / "pytorch_model.bin").exists():
         return torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
     raise FileNotFoundError(f"{folder}: no model.safetensors, pytorch_model.bin or shard index found")
+
+
+class SafetensorsTensor:
+    """One tensor of a safetensors file, read only when `.contiguous()` asks for it.
+
+    The file is opened for that one read, so nothing stays mapped: filling a partitioned
+    model tensor by tensor from a 50B folder holds one tensor at a time.
+    """
+
+    def __init__(self, file: Path, key: str):
+        from safetensors import safe_open
+
+        self.file, self.key = file, key
+        with safe_open(str(file), framework="pt") as f:
+            self.shape = torch.Size(f.get_slice(key).get_shape())
+
+    def contiguous(self) -> torch.Tensor:
+        from safetensors import safe_open
+
+        with safe_open(str(self.file), framework="pt") as f:
+            return f.get_tensor(self.key)
+
+
+def open_hf_weights(path: str | Path) -> dict[str, Any]:
+    """Our names -> tensors of a HF BLOOM folder, read lazily from safetensors (tied head
+    included); .bin folders are read whole (weights_only)."""
+    folder = Path(path)
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        raw: dict[str, Any] = {k: SafetensorsTensor(folder / f, k) for k, f in weight_map.items()}
+    elif (folder / "model.safetensors").is_file():
+        from safetensors import safe_open
+
+        with safe_open(str(folder / "model.safetensors"), framework="pt") as f:
+            keys = list(f.keys())
+        raw = {k: SafetensorsTensor(folder / "model.safetensors", k) for k in keys}
+    else:
+        raw = _read_weights(folder)
+    out = {}
+    for key, value in raw.items():
+        key = strip_wrappers(key)
+        out[key if key == LM_HEAD or key.startswith("transformer.") else "transformer." + key] = value
+    out.setdefault(LM_HEAD, out.get(EMBEDDING))
+    return out
 
 
 def load_hf_folder(path: str | Path, dtype: torch.dtype | None = None) -> BloomForCausalLM:

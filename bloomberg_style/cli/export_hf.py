@@ -1,6 +1,6 @@
 """`bloomberg-style export-hf` (and launch/export_hf.py): a checkpoint as a Hugging Face BLOOM folder.
 
-bloomberg-style export-hf --checkpoint runs/NAME --output hf/NAME [--dtype bfloat16] [--tokenizer DIR]
+bloomberg-style export-hf --checkpoint runs/NAME --output hf/NAME [--dtype bfloat16] [--tokenizer DIR] [--max-shard-size 5GB]
 
 The flags are export/folder.py's ExportOptions fields.
 """
@@ -19,6 +19,7 @@ HELP = {
     "dtype": "weights dtype (default: float32)",
     "tokenizer": "tokenizer folder (default: RUN/tokenizer)",
     "overwrite": "write into an existing, non-empty --output folder",
+    "max_shard_size": "largest weights file; bigger models are split into shards with an index (default: 5GB)",
 }
 
 
@@ -41,7 +42,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     except (FileNotFoundError, ValueError) as exc:  # no checkpoint there, output exists, bad folder
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {out} (config.json, model.safetensors, tokenizer)")
+    weights = sorted(p.name for p in out.glob("model*.safetensors*"))
+    print(f"wrote {out} (config.json, {', '.join(weights)}, tokenizer)")
     return 0
 
 

@@ -2,10 +2,13 @@
 
     python launch/export_hf.py --checkpoint runs/NAME --output hf/NAME [--dtype bfloat16]
 
-The folder holds config.json, model.safetensors and the tokenizer files copied from the
+The folder holds config.json, the weights (model.safetensors, or shards of at most
+--max-shard-size with model.safetensors.index.json) and the tokenizer files copied from the
 run (RUN/tokenizer/, or --tokenizer DIR), with eos/bos/pad ids taken from the tokenizer,
-so `AutoTokenizer` and `AutoModelForCausalLM.from_pretrained(HF_DIR)` both work. ZeRO 1-3
-checkpoints are gathered into the FP32 master weights first (checkpoint.py).
+so `AutoTokenizer` and `AutoModelForCausalLM.from_pretrained(HF_DIR)` both work. The FP32
+master weights are written tensor by tensor; from a ZeRO-3 checkpoint each tensor is
+assembled from its ranks' slices as it is written, so a 50B export needs memory for about
+one shard, not the model (artifacts/hf_shards.py).
 """
 
 from __future__ import annotations
@@ -16,10 +19,17 @@ from pathlib import Path
 
 import torch
 
-from bloomberg_style.artifacts.checkpoint import load_checkpoint_model
-from bloomberg_style.artifacts.hf import save_hf_folder
+from bloomberg_style.artifacts.checkpoint import checkpoint_model_config, open_checkpoint_weights
+from bloomberg_style.artifacts.hf import LM_HEAD, hf_weight_shapes, strip_wrappers, write_hf_config
+from bloomberg_style.artifacts.hf_shards import (
+    DEFAULT_MAX_SHARD_BYTES,
+    parse_size,
+    remove_stale_weights,
+    write_safetensors_shards,
+)
 from bloomberg_style.artifacts.layout import TOKENIZER_DIR, copy_tokenizer, resolve_checkpoint, run_folder_of
 from bloomberg_style.artifacts.load import torch_dtype
+from bloomberg_style.model import ModelConfig
 
 DTYPE_NAMES = ("float32", "bfloat16", "float16")
 
@@ -33,10 +43,11 @@ class ExportOptions:
     dtype: str | None = None  # one of DTYPE_NAMES; None: float32
     tokenizer: str | None = None  # None: RUN/tokenizer
     overwrite: bool = False  # write into an existing, non-empty output folder
+    max_shard_size: str = "5GB"  # largest safetensors file (transformers' default); e.g. 2GB, 500MB
 
     def run(self) -> Path:
         return export_hf(self.checkpoint, self.output, torch_dtype(self.dtype) if self.dtype else None,
-                         self.tokenizer, self.overwrite)  # fmt: skip
+                         self.tokenizer, self.overwrite, parse_size(self.max_shard_size))  # fmt: skip
 
 
 def find_tokenizer(step_dir: Path, tokenizer: str | Path | None = None) -> Path:
@@ -100,23 +111,43 @@ def export_hf(
     dtype: torch.dtype | None = None,
     tokenizer: str | Path | None = None,
     overwrite: bool = False,
+    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
 ) -> Path:
     """Write a Hugging Face BLOOM folder (weights, config, tokenizer) from one of our checkpoints.
 
-    An existing non-empty `output` is refused unless `overwrite` (someone's earlier export).
+    Streams tensor by tensor into safetensors shards (hf_shards.py): a ZeRO-3 checkpoint's
+    FP32 model is never held whole. dtype None: FP32. An existing non-empty `output` is
+    refused unless `overwrite` (someone's earlier export).
     """
     check_output(output, overwrite)
     step_dir = resolve_checkpoint(checkpoint)
-    tokenizer_dir = find_tokenizer(step_dir, tokenizer)  # fail before gathering shards
+    tokenizer_dir = find_tokenizer(step_dir, tokenizer)  # fail before reading shards
     special = special_token_ids(tokenizer_dir)
-    model = load_checkpoint_model(step_dir)
-    if "eos_token_id" in special and special["eos_token_id"] >= model.config.vocab_size:
+    cfg = ModelConfig.from_dict(checkpoint_model_config(step_dir))
+    if "eos_token_id" in special and special["eos_token_id"] >= cfg.vocab_size:
         raise ValueError(
             f"tokenizer {tokenizer_dir} has eos id {special['eos_token_id']} >= the model's "
-            f"vocab_size {model.config.vocab_size}: wrong tokenizer for this checkpoint?"
+            f"vocab_size {cfg.vocab_size}: wrong tokenizer for this checkpoint?"
         )
-    out = save_hf_folder(
-        model, output, dtype=dtype, metadata={"source_checkpoint": str(step_dir.resolve())}, **special
-    )
+    shapes = hf_weight_shapes(cfg)
+    weights, lazy = open_checkpoint_weights(step_dir)
+    names = {strip_wrappers(k) for k in weights} - {LM_HEAD}
+    if names != set(shapes):
+        raise ValueError(f"{step_dir}: missing tensors {sorted(set(shapes) - names)[:5]}, "
+                         f"unexpected tensors {sorted(names - set(shapes))[:5]}")  # fmt: skip
+    first = [weights]
+    del weights
+
+    def open_weights() -> dict:
+        opened = first.pop() if first else open_checkpoint_weights(step_dir, quiet=True)[0]
+        return {strip_wrappers(k): v for k, v in opened.items()}
+
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_weights(out)
+    dtype = dtype or torch.float32
+    write_safetensors_shards(out, shapes, open_weights, dtype, max_shard_bytes,
+                             {"source_checkpoint": str(step_dir.resolve())}, reopen=lazy)  # fmt: skip
+    write_hf_config(cfg, out, dtype, **special)
     copy_tokenizer(tokenizer_dir, out)
     return out
