@@ -198,7 +198,8 @@ def check_stage_fits(stage: StageSpec, tok, template: Template | None, tok_dir: 
 def load_stage_base(stage: StageSpec, base: str, trust_remote_code: bool, ds_config: dict | None):
     """The stage's starting model behind our call (our BLOOM, or a HF base as HFCausalLM).
 
-    A HF base under ZeRO-3 is built already partitioned: transformers' DeepSpeed integration
+    Under ZeRO-3 the base is built already partitioned. Ours: zero.Init, then filled tensor
+    by tensor (build_our_base_partitioned). A HF base: transformers' DeepSpeed integration
     (HfDeepSpeedConfig alive while from_pretrained runs) constructs it inside
     deepspeed.zero.Init and loads each weight into its shards, so no rank ever holds the
     whole model. QLoRA loads the base in 4-bit NF4 and prepares it for k-bit training.
@@ -214,6 +215,10 @@ def load_stage_base(stage: StageSpec, base: str, trust_remote_code: bool, ds_con
         hf = load_hf_base(base, torch.bfloat16, trust_remote_code, load_in_4bit=True).model
         return HFCausalLM(prepare_for_kbit(hf, stage.activation_checkpointing))
     hf_folder = (Path(base) / "config.json").is_file() and not is_our_bloom(base)
+    if stage.zero_stage == 3 and ds_config is not None and not hf_folder:
+        partitioned = build_our_base_partitioned(base, ds_config)
+        if partitioned is not None:
+            return partitioned
     if stage.zero_stage == 3 and ds_config is not None and hf_folder:
         from transformers.integrations import HfDeepSpeedConfig
 
@@ -223,6 +228,25 @@ def load_stage_base(stage: StageSpec, base: str, trust_remote_code: bool, ds_con
         finally:
             del keep
     return load_model(base, trust_remote_code=trust_remote_code)
+
+
+def build_our_base_partitioned(base: str, ds_config: dict):
+    """Our BLOOM (HF folder or checkpoint) built inside deepspeed.zero.Init and filled one
+    tensor at a time from rank 0 (training/init_from.py): no rank holds the whole base.
+    None for an adapter folder (merged whole first, by load_model)."""
+    import torch.distributed as dist
+
+    from bloomberg_style.artifacts import resolve
+    from bloomberg_style.model import ModelConfig
+    from bloomberg_style.training.engine_build import build_model
+    from bloomberg_style.training.init_from import base_model_config, load_initial_weights
+
+    ref = resolve(base)
+    if ref.kind == "adapter":
+        return None
+    model = build_model(ModelConfig.from_dict(base_model_config(ref)), ds_config)
+    load_initial_weights(model, ref, dist.get_rank() if dist.is_initialized() else 0)
+    return model.eval()
 
 
 def wrap_for_method(model, stage: StageSpec):
@@ -294,7 +318,7 @@ def run_stage(recipe: Recipe, stage: StageSpec, base: str, dist: DistInfo, log=p
         trainable, total = trainable_parameters(model)
         if dist.is_main:
             log(f"stage {stage.name}: {stage.method} fine-tuning from {base}; {describe_trainable(model)}")
-            if hf and stage.zero_stage == 3:
+            if stage.zero_stage == 3:
                 built = sum(p.ds_numel for p in model.parameters() if hasattr(p, "ds_id"))
                 log(
                     f"  ZeRO-3: {built:,} of {total:,} parameters built partitioned across ranks "

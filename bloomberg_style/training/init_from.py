@@ -10,11 +10,12 @@ checkpoints resumes from its own and never reads init_from again.
 The vocabulary is the checkpoint's embedding rows (BLOOM pads 250,680 tokens to 250,880):
 the run's tokenizer may be smaller than that, never larger.
 
-Loading: ZeRO 0-2 (and ZeRO-3 while the model is built whole on each rank, as now) copy the
-state dict into the built model before DeepSpeed wraps it. A model built already partitioned
-(deepspeed.zero.Init, parameters carry `ds_id`) is filled one parameter at a time through
-deepspeed.zero.GatheredParameters(modifier_rank=0): only rank 0 reads the file and each
-parameter is whole only while it is copied, then re-partitioned.
+Loading: ZeRO 0-2 copy the state dict into the built model before DeepSpeed wraps it. A
+model built already partitioned (ZeRO-3: deepspeed.zero.Init, parameters carry `ds_id`) is
+filled one parameter at a time through deepspeed.zero.GatheredParameters(modifier_rank=0):
+only rank 0 reads, one tensor at a time (safetensors read per tensor, a ZeRO-3 checkpoint
+assembled per parameter), and each parameter is whole only while it is copied. SFT builds
+our BLOOM bases the same way under ZeRO-3.
 """
 
 from __future__ import annotations
@@ -102,6 +103,18 @@ def read_initial_state(ref) -> dict[str, torch.Tensor]:
     return model.state_dict()
 
 
+def open_initial_weights(ref) -> dict[str, Any]:
+    """init_from's tensors by our name, read lazily (`.contiguous()` reads one): safetensors
+    tensor by tensor, a ZeRO-3 checkpoint assembled per parameter from its ranks' files."""
+    from bloomberg_style.artifacts.checkpoint import open_checkpoint_weights
+    from bloomberg_style.artifacts.hf import open_hf_weights, strip_wrappers
+
+    if ref.kind == "hf":
+        return open_hf_weights(ref.weights)
+    weights, _ = open_checkpoint_weights(ref.weights)
+    return {strip_wrappers(k): v for k, v in weights.items()}
+
+
 def load_initial_weights(model: torch.nn.Module, ref, rank: int) -> int:
     """Copy init_from's weights into the built model; returns the number of tensors copied."""
     params = dict(model.named_parameters())
@@ -113,16 +126,24 @@ def load_initial_weights(model: torch.nn.Module, ref, rank: int) -> int:
         return len(state)
     import deepspeed
 
-    state = read_initial_state(ref) if rank == 0 else None
-    for name, param in params.items():
+    from bloomberg_style.training.distributed import broadcast_object
+
+    weights = open_initial_weights(ref) if rank == 0 else {}
+    problem = None
+    if rank == 0:  # checked before the collectives: a rank-0 error mid-loop would hang the others
+        shapes = {n: tuple(p.ds_shape) for n, p in params.items()}
+        missing = sorted(n for n in shapes if n not in weights)
+        wrong = [f"{n}: {tuple(weights[n].shape)} in init_from, {s} built" for n, s in shapes.items()
+                 if n in weights and tuple(weights[n].shape) != s]  # fmt: skip
+        if missing or wrong:
+            problem = f"{ref.path}: missing tensors {missing[:5]}; wrong shapes {wrong[:3]}"
+    problem = broadcast_object(problem)
+    if problem:
+        raise ValueError(problem)
+    for name, param in params.items():  # whole only while copied, then re-partitioned
         with deepspeed.zero.GatheredParameters([param], modifier_rank=0):
             if rank == 0:
-                assert state is not None
-                if tuple(state[name].shape) != tuple(param.shape):
-                    raise ValueError(
-                        f"{name}: {tuple(state[name].shape)} in init_from, {tuple(param.shape)} built"
-                    )
-                param.data.copy_(state[name])
+                param.data.copy_(weights[name].contiguous())
     return len(params)
 
 
