@@ -107,7 +107,17 @@ def planner(model: str, ranks: int) -> dict[str, float]:
                         micro_batch=1, checkpointing=False)  # fmt: skip
     return {
         k: getattr(e, k)
-        for k in ("params", "grads", "optimizer", "gathered", "activations", "logits", "total")
+        for k in (
+            "params",
+            "grads",
+            "optimizer",
+            "deepspeed_buffers",
+            "gathered",
+            "activations",
+            "logits",
+            "step_temporaries",
+            "total",
+        )
     }
 
 

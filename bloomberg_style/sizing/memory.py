@@ -12,8 +12,16 @@ that unit's full bf16 gradient before it is reduce-scattered.
 Activations per layer (Korthikanti et al. 2022, eq. 1; 16-bit, no tensor parallelism) for
 sequence s, micro batch b, hidden h, heads a: s*b*h*(34 + 5*a*s/h) = 34sbh + 5as^2b bytes.
 Checkpointing every layer keeps only each layer's 16-bit input (2sbh per layer) plus one
-layer's full set while it is recomputed. The LM head adds s*b*V logits: bf16 (2 bytes), the
-fp32 copy the softmax runs in (4) and its fp32 gradient (4).
+layer's full set while it is recomputed. The LM head's loss is chunked (model/loss.py): one
+chunk of FP32 logits (CHUNK_LOGIT_BYTES, 256 MiB) and its 16-bit matmul output at a time,
+never s*b*V, plus the FP32 gradient of its input (4sbh).
+
+What DeepSpeed adds on top of the textbook states, measured on CPU ranks
+(benchmarks/zero3_memory.py, docs/cluster.md), for stages 1-3: an FP32 gradient partition
+the optimizer steps on (4P/G_s; stage 3 keeps two such buffers, 8P/G_s) and, during the
+optimizer step only, temporaries of about three FP32 partitions (12P/G_s). The step runs
+after backward has freed the activations, so the peak is the model states plus the larger
+of (activations + logits + gathered layers) and those step temporaries.
 """
 
 from __future__ import annotations
@@ -25,7 +33,9 @@ from .shape import Shape
 
 GIB = 2**30
 PARAM_BYTES, GRAD_BYTES, OPTIMIZER_BYTES = 2, 2, 12
-LOGIT_BYTES = 2 + 4 + 4
+CHUNK_LOGIT_BYTES = 256 * 2**20  # model/loss.py's chunk of FP32 logits
+FP32_GRAD_PARTITIONS = {0: 0, 1: 1, 2: 1, 3: 2}  # DeepSpeed's FP32 gradient buffers of P/G_s each
+STEP_TEMPORARY_BYTES = 12  # per parameter of the partition, while the optimizer steps
 
 
 def layer_activation_bytes(seq_len: int, micro_batch: int, hidden: int, heads: int) -> float:
@@ -45,13 +55,20 @@ class MemoryEstimate:
     optimizer: float
     gathered: float  # stage 3 working copies of full layers
     activations: float
-    logits: float
+    logits: float  # the chunked loss: one FP32 chunk + its 16-bit output + the input's gradient
+    deepspeed_buffers: float  # DeepSpeed's FP32 gradient partition(s)
+    step_temporaries: float  # transient, during the optimizer step (activations freed by then)
     gpu: Accelerator
     headroom: float  # share of the GPU kept free (CUDA context, NCCL buffers, fragmentation)
 
     @property
+    def states(self) -> float:
+        return self.params + self.grads + self.optimizer + self.deepspeed_buffers
+
+    @property
     def total(self) -> float:
-        return self.params + self.grads + self.optimizer + self.gathered + self.activations + self.logits
+        """The peak: states, plus forward/backward's working set or the step's, whichever is larger."""
+        return self.states + max(self.gathered + self.activations + self.logits, self.step_temporaries)
 
     @property
     def usable(self) -> float:
@@ -90,7 +107,10 @@ def estimate_memory(
     s, b, h = shape.seq_len, micro_batch, shape.hidden
     one_layer = layer_activation_bytes(s, b, h, shape.heads)
     activations = shape.layers * 2 * s * b * h + one_layer if checkpointing else shape.layers * one_layer
-    logits = LOGIT_BYTES * s * b * shape.vocab_size
+    logits = 1.5 * min(CHUNK_LOGIT_BYTES, 4 * s * b * shape.vocab_size) + 4 * s * b * h
+    partition = n / group
+    deepspeed_buffers = 4 * FP32_GRAD_PARTITIONS[zero_stage] * partition if zero_stage else 0.0
+    step_temporaries = STEP_TEMPORARY_BYTES * partition if zero_stage else 0.0
     return MemoryEstimate(
         zero_stage,
         group,
@@ -102,6 +122,8 @@ def estimate_memory(
         gathered,
         activations,
         logits,
+        deepspeed_buffers,
+        step_temporaries,
         gpu,
         headroom,
     )

@@ -197,6 +197,8 @@ def format_report(r: SizingResult) -> str:
                 "gathered",
                 "activations",
                 "logits",
+                "ds buffers",
+                "step temp",
                 "total",
                 "fits",
             ],
@@ -222,6 +224,8 @@ def _memory_row(e: MemoryEstimate) -> list[str]:
         _gib(e.gathered),
         _gib(e.activations),
         _gib(e.logits),
+        _gib(e.deepspeed_buffers),
+        _gib(e.step_temporaries),
         _gib(e.total),
         "yes" if e.fits else "no",
     ]
@@ -248,7 +252,18 @@ def _memory_dict(e: MemoryEstimate) -> dict[str, Any]:
         "checkpointing": e.checkpointing,
         "bytes": {
             k: getattr(e, k)
-            for k in ("params", "grads", "optimizer", "gathered", "activations", "logits", "total", "usable")
+            for k in (
+                "params",
+                "grads",
+                "optimizer",
+                "gathered",
+                "activations",
+                "logits",
+                "deepspeed_buffers",
+                "step_temporaries",
+                "total",
+                "usable",
+            )
         },
         "fits": e.fits,
     }

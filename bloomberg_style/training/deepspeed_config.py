@@ -110,7 +110,17 @@ def describe_zero3_buffers(ds_config: dict[str, Any]) -> str:
     """One line for the run's start: the sizes the engine will use (derived or overridden)."""
     zero = ds_config.get("zero_optimization", {})
     parts = [f"{k.removeprefix('stage3_')}={zero[k]:,}" for k in ZERO3_BUFFER_KEYS if k in zero]
-    return "ZeRO-3 buffers (elements): " + ", ".join(parts)
+    line = "ZeRO-3 buffers (elements): " + ", ".join(parts)
+    if "mics_shard_size" in zero:
+        line += f"\nZeRO-3 shard groups: MiCS, mics_shard_size={zero['mics_shard_size']}"
+    elif "zero_hpz_partition_size" in zero:
+        import deepspeed
+
+        line += (
+            f"\nZeRO-3 shard groups: zero_hpz_partition_size={zero['zero_hpz_partition_size']} (ZeRO++ "
+            f"hierarchical partition: DeepSpeed {deepspeed.__version__} has no MiCS; see docs/cluster.md)"
+        )
+    return line
 
 
 def mics_available() -> bool:
