@@ -369,9 +369,8 @@ def test_evaluate_py_on_a_trained_run(small_data, tmp_path):
     """launch/evaluate.py on a run folder: its own domains by default, loss close to the trainer's."""
     cfg = tiny_run_config(
         tmp_path,
-        small_data,
+        {**small_data, "valid_seed": 99},  # read back from the run's config.yaml by evaluate.py
         name="ev",
-        data={"valid_seed": 99},  # read back from the run's config.yaml by evaluate.py
         train={"steps": 4, "eval_interval": 4, "save_interval": 4, "eval_samples": 0},
     )
     run_launcher(["--config", str(cfg)])
