@@ -131,6 +131,10 @@ class DataSection:
     text_field: str = "text"
     seq_len: int = 2048
     valid_fraction: float = 0.02  # share of each domain's documents held out for validation
+    # Seed of the draw of each shard's validation documents (data/mixture.py split_documents). Separate
+    # from train.seed, which shuffles rows and seeds rollback reshuffles: changing train.seed, a resume or
+    # a rollback must never move documents between training and validation.
+    valid_seed: int = 1234
     cache_dir: str = ""  # megatron index cache; default: RUN/index_cache (the run folder)
     trust_index_cache: bool = False  # load cache .npy files that would unpickle (only caches you wrote)
 
@@ -151,6 +155,8 @@ class DataSection:
             )
         if not 0.0 < self.valid_fraction < 0.5:
             raise ConfigError(f"data.valid_fraction must be in (0, 0.5), got {self.valid_fraction}")
+        if isinstance(self.valid_seed, bool) or not isinstance(self.valid_seed, int) or self.valid_seed < 0:
+            raise ConfigError(f"data.valid_seed must be an integer >= 0, got {self.valid_seed!r}")
         if not 300 <= self.tokenizer_vocab_size <= 1 << 24:
             raise ConfigError(
                 f"data.tokenizer_vocab_size must be in [300, 2^24] (256 bytes + specials), got {self.tokenizer_vocab_size}"

@@ -29,11 +29,19 @@ def test_unknown_key_is_named(tmp_path):
         ("train.steps=abc", "expected an integer"),
         ("data.domains.0.weight=0", r"data.domains\[0\].weight"),
         ("logging.wandb=maybe", "logging.wandb"),
+        ("data.valid_seed=-1", "data.valid_seed must be an integer >= 0"),
+        ("data.valid_seed=1.5", "data.valid_seed: expected an integer"),
     ],
 )
 def test_bad_values_are_refused(override, message):
     with pytest.raises(ConfigError, match=message):
         RunConfig.load(DEMO_CONFIG, [override])
+
+
+def test_valid_seed_is_its_own_setting():
+    cfg = RunConfig.load(DEMO_CONFIG, ["train.seed=5"])
+    assert cfg.data.valid_seed == 1234  # a changed train.seed leaves the validation draw alone
+    assert RunConfig.load(DEMO_CONFIG, ["data.valid_seed=0"]).data.valid_seed == 0
 
 
 def test_missing_config_file(tmp_path):

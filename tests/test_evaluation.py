@@ -21,7 +21,12 @@ from bloomberg_style.evaluation.fewshot import (
     score_task,
     split_continuation,
 )
-from bloomberg_style.evaluation.lm_loss import evaluate_shard, evaluate_texts, split_range, token_byte_lengths
+from bloomberg_style.evaluation.lm_loss import (
+    evaluate_shard,
+    evaluate_texts,
+    split_indices,
+    token_byte_lengths,
+)
 from bloomberg_style.evaluation.metrics import accuracy, weighted_f1
 from bloomberg_style.evaluation.scoring import continuation_logprobs, target_nats
 from bloomberg_style.model import BloomForCausalLM, ModelConfig
@@ -59,8 +64,8 @@ def valid_texts(small_data, tok, name: str) -> list[str]:
     from bloomberg_style.data.shards import read_token_shard
 
     shard = read_token_shard(prefix_of(small_data, name))
-    start, end = split_range(len(shard), "valid", small_data["valid_fraction"])
-    return [tok.decode(np.asarray(shard[i])[:-1]) for i in range(start, end)]
+    ids = split_indices(len(shard), "valid", small_data["valid_fraction"])
+    return [tok.decode(np.asarray(shard[int(i)])[:-1]) for i in ids]
 
 
 # ---- scoring primitives ----------------------------------------------------------------
@@ -106,25 +111,41 @@ def test_token_bytes_add_up_to_the_documents_utf8_bytes(small_data, tok):
     assert total == ShardStats.load(prefix).bytes
 
 
-def test_shard_split_is_the_runs_validation_documents(small_data):
+def test_shard_split_is_the_runs_validation_documents(small_data, tok, model):
+    """--split valid scores exactly the documents training held out: the same ids, tokens and bytes."""
     from bloomberg_style.data.mixture import DomainSpec, build_datasets
-    from tokenizer import NumericUnigramTokenizer
+    from bloomberg_style.data.shards import read_token_shard
 
-    tok = NumericUnigramTokenizer.load(small_data["tokenizer"])
     domains = [DomainSpec(d["name"], d["prefix"], d["weight"]) for d in small_data["domains"]]
+    fraction, seed = small_data["valid_fraction"], 99  # not the default: it has to reach both sides
     mixture = build_datasets(
-        domains,
-        seq_len=64,
-        seed=1,
-        train_samples=8,
-        eod_id=tok.eod_id,
-        vocab_size=1024,
-        valid_fraction=small_data["valid_fraction"],
-    )
-    for d in domains:
-        start, end = split_range(mixture.summary[d.name]["documents"], "valid", small_data["valid_fraction"])
-        assert end - start == mixture.summary[d.name]["valid_documents"] > 0
-        assert end == mixture.summary[d.name]["documents"]  # validation is the tail of the shard
+        domains, seq_len=64, seed=1, train_samples=8, eod_id=tok.eod_id, vocab_size=1024,
+        valid_fraction=fraction, valid_seed=seed,
+    )  # fmt: skip
+    byte_lengths = token_byte_lengths(tok)
+    for k, d in enumerate(domains):
+        info = mixture.summary[d.name]
+        ids = split_indices(info["documents"], "valid", fraction, seed)
+        assert np.array_equal(ids, mixture.valid[d.name].indices) and len(ids) == info["valid_documents"] > 0
+        assert ids.min() < info["documents"] // 2  # drawn across the shard, not its tail
+        assert not np.intersect1d(mixture.train.datasets[k].document_index, ids).size  # never trained on
+        assert not np.array_equal(ids, split_indices(info["documents"], "valid", fraction))  # the seed counts
+        shard = read_token_shard(d.prefix)
+        r = evaluate_shard(model, d.prefix, tokenizer=tok, valid_fraction=fraction, valid_seed=seed)
+        assert (r.documents, r.tokens) == (info["valid_documents"], info["valid_tokens"])
+        assert r.bytes == sum(int(byte_lengths[np.asarray(shard[int(i)], dtype=np.int64)].sum()) for i in ids)
+        del shard
+
+
+def test_evaluation_reads_the_split_from_the_runs_config():
+    from bloomberg_style.evaluation.run import EvalOptions, held_out_split
+
+    run = {"data": {"valid_fraction": 0.05, "valid_seed": 7}}
+    assert held_out_split(EvalOptions(), run) == (0.05, 7)
+    assert held_out_split(EvalOptions(valid_seed=3, valid_fraction=0.1), run) == (0.1, 3)
+    # a run from before data.valid_seed, or no run at all: the default a resume trains with
+    assert held_out_split(EvalOptions(), {"data": {"valid_fraction": 0.05}}) == (0.05, 1234)
+    assert held_out_split(EvalOptions(), None) == (0.02, 1234)
 
 
 @pytest.mark.slow
@@ -348,7 +369,7 @@ def test_evaluate_py_on_a_trained_run(small_data, tmp_path):
     """launch/evaluate.py on a run folder: its own domains by default, loss close to the trainer's."""
     cfg = tiny_run_config(
         tmp_path,
-        small_data,
+        {**small_data, "valid_seed": 99},  # read back from the run's config.yaml by evaluate.py
         name="ev",
         train={"steps": 4, "eval_interval": 4, "save_interval": 4, "eval_samples": 0},
     )
@@ -372,7 +393,7 @@ def test_evaluate_py_on_a_trained_run(small_data, tmp_path):
         # Same held-out documents; megatron's shuffled rows vs our in-order stream: close, not equal.
         assert ours["loss"] == pytest.approx(final[f"valid/{domain}/loss"], rel=0.03)
         assert 0 < ours["bits_per_byte"] < 8 and ours["bytes_exact"]
-    assert results["model"]["step"] == 4
+    assert results["model"]["step"] == 4 and results["settings"]["valid_seed"] == 99
 
     bad = subprocess.run(
         [

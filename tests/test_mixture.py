@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from bloomberg_style.data.mixture import DomainSpec, build_datasets, ensure_process_group, split_string
+from bloomberg_style.data.mixture import (
+    DomainSpec,
+    build_datasets,
+    ensure_process_group,
+    split_bounds,
+    split_documents,
+    split_string,
+)
 from bloomberg_style.data.shards import read_token_shard, write_token_shard
 from bloomberg_style.demo.corpus import write_demo_corpus
 
@@ -47,14 +54,20 @@ def mix(shards, demo_tokenizer, tmp_path_factory):
     return build(shards, demo_tokenizer, tmp_path_factory.mktemp("cache"))
 
 
-def documents(prefix: str, start: int, stop: int) -> str:
-    """Documents [start, stop) of a shard without their EOD, as '| 1 2 3 | 4 5 |' for substring tests."""
+def documents(prefix: str, ids) -> str:
+    """Documents `ids` of a shard without their EOD, as '| 1 2 3 | 4 5 |' for substring tests."""
     shard = read_token_shard(prefix)
-    return (
-        "|"
-        + "|".join(" " + " ".join(map(str, shard[i][:-1].tolist())) + " " for i in range(start, stop))
-        + "|"
-    )
+    return "|" + "|".join(" " + " ".join(map(str, shard[int(i)][:-1].tolist())) + " " for i in ids) + "|"
+
+
+def parts(mix) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each domain's (train, valid) document ids as split_documents draws them."""
+    return {
+        name: split_documents(mix.summary[name]["documents"], mix.split, VALID_SEED) for name in mix.summary
+    }
+
+
+VALID_SEED = 1234  # build_datasets' default
 
 
 def check_row_comes_from(row: torch.Tensor, docs: str, eod: int) -> None:
@@ -94,7 +107,7 @@ def test_blend_follows_the_weights_at_every_prefix(mix):
 
 def test_train_rows_come_from_their_domains_train_documents(mix, shards, demo_tokenizer):
     eod = demo_tokenizer.eod_id
-    train_docs = {name: documents(shards[name], 0, mix.summary[name]["train_documents"]) for name in WEIGHTS}
+    train_docs = {name: documents(shards[name], parts(mix)[name][0]) for name in WEIGHTS}
     names = list(WEIGHTS)
     for i in range(0, len(mix.train), 23):
         s = mix.train[i]
@@ -107,8 +120,9 @@ def test_validation_covers_each_domains_validation_documents_exactly_once(mix, s
     assert sorted(mix.valid) == sorted(WEIGHTS)
     for name, ds in mix.valid.items():
         info = mix.summary[name]
-        first_valid = info["train_documents"]
+        valid_ids = parts(mix)[name][1]
         assert info["valid_documents"] == 8 and info["documents"] == 80
+        assert np.array_equal(ds.indices, valid_ids)  # the documents megatron reads are the draw
         # put the rows back in stream order (megatron shuffles them) and rebuild the token stream
         rows = [ds[int(i)] for i in np.argsort(ds.shuffle_index)]
         stream = [int(rows[0]["tokens"][0])]
@@ -117,10 +131,10 @@ def test_validation_covers_each_domains_validation_documents_exactly_once(mix, s
         assert sum(float(r["loss_mask"].sum()) for r in rows) == info["valid_tokens"] - 1
         assert len(stream) == info["valid_tokens"] and stream[-1] == eod
         shard = read_token_shard(shards[name])
-        expected = sorted(tuple(shard[i].tolist()) for i in range(first_valid, info["documents"]))
+        expected = sorted(tuple(shard[int(i)].tolist()) for i in valid_ids)
         pieces = np.split(np.array(stream), np.flatnonzero(np.array(stream) == eod)[:-1] + 1)
         assert sorted(tuple(p.tolist()) for p in pieces) == expected
-        valid_docs = documents(shards[name], first_valid, info["documents"])
+        valid_docs = documents(shards[name], valid_ids)
         for r in rows:
             keep = r["loss_mask"] == 1
             check_row_comes_from(torch.cat([r["tokens"][:1], r["labels"][keep]]), valid_docs, eod)
@@ -137,7 +151,81 @@ def test_same_seed_same_samples_and_cache_reused(mix, shards, demo_tokenizer, tm
     other = build(shards, demo_tokenizer, tmp_path / "other_seed", seed=10)
     differing = sum(not torch.equal(mix.train[i]["tokens"], other.train[i]["tokens"]) for i in range(50))
     assert differing > 40
+    for name in WEIGHTS:  # a rebuild (a resume) holds out the same documents, whatever the row seed
+        for build_ in (again, reloaded, other):
+            assert np.array_equal(build_.valid[name].indices, mix.valid[name].indices)
+        assert torch.equal(again.valid[name][0]["tokens"], mix.valid[name][0]["tokens"])
     assert not ensure_process_group()  # the group started by the first build is reused
+
+
+def test_split_documents_keeps_megatrons_sizes_and_draws_across_the_shard():
+    split, n = split_string(valid_fraction=0.02), 5000
+    train, valid = split_documents(n, split, VALID_SEED)
+    (t0, t1), (v0, v1) = split_bounds(split, n)
+    assert (len(train), len(valid)) == (t1 - t0, v1 - v0) == (4900, 100)
+    assert (np.diff(train) > 0).all() and (np.diff(valid) > 0).all()  # each sorted (file order), no repeats
+    assert np.array_equal(np.union1d(train, valid), np.arange(n)) and not np.intersect1d(train, valid).size
+    assert (valid < n // 2).any() and not (valid >= n - len(valid)).all()  # not the tail
+    assert len(np.unique(valid * 10 // n)) == 10  # every tenth of the file gives some
+    assert np.array_equal(split_documents(n, split, VALID_SEED)[1], valid)  # a pure function
+    other = split_documents(n, split, VALID_SEED + 1)[1]
+    assert len(np.intersect1d(other, valid)) < 20  # another seed, another draw
+
+
+def test_validation_documents_are_spread_and_never_trained_on(mix, shards):
+    for k, name in enumerate(WEIGHTS):
+        info, (train_ids, valid_ids) = mix.summary[name], parts(mix)[name]
+        n, valid = info["documents"], mix.valid[name].indices
+        assert np.array_equal(valid, valid_ids) and valid.min() < n // 2
+        assert not np.array_equal(valid, np.arange(n - len(valid), n))  # not the tail
+        train = mix.train.datasets[k]  # the domain's GPTDataset inside the blend
+        assert np.array_equal(train.indices, train_ids)
+        # training rows read documents through document_index only: no validation document there
+        assert set(np.unique(train.document_index).tolist()) == set(train_ids.tolist())
+        assert not np.intersect1d(train.document_index, valid).size
+        shard = read_token_shard(shards[name])  # kept alive: its lengths are a view of its mmap
+        lengths = np.array(shard.sequence_lengths)
+        assert (info["train_documents"], info["valid_documents"]) == (len(train.indices), len(valid))
+        assert info["train_tokens"] == int(lengths[train.indices].sum())
+        assert info["valid_tokens"] == int(lengths[valid].sum())
+
+
+def test_another_valid_seed_draws_other_documents_in_a_new_cache(mix, shards, demo_tokenizer):
+    files = {p.name for p in mix.cache_dir.iterdir()}
+    other = build(shards, demo_tokenizer, mix.cache_dir, valid_seed=7)
+    assert {p.name for p in mix.cache_dir.iterdir()} > files  # its own indices, not the cached ones
+    for k, name in enumerate(WEIGHTS):
+        valid = other.valid[name].indices
+        assert not np.array_equal(valid, mix.valid[name].indices)
+        assert np.array_equal(valid, split_documents(80, other.split, 7)[1])
+        assert other.summary[name]["valid_documents"] == len(valid)
+        assert not np.intersect1d(other.train.datasets[k].document_index, valid).size
+
+
+def test_an_index_cache_of_the_old_contiguous_split_is_not_reused(shards, demo_tokenizer, tmp_path):
+    from bloomberg_style.data.mixture import MegatronTokenizerInfo
+    from bloomberg_style.data.shards import import_megatron_datasets
+
+    megatron = import_megatron_datasets()
+    gpt, split = megatron.gpt_dataset, split_string(valid_fraction=0.1)
+    prefix = str(Path(shards["general"]).resolve())  # the path build_datasets gives megatron
+    old_config = gpt.GPTDatasetConfig(  # what build_datasets configured before the seeded draw
+        random_seed=9, sequence_length=SEQ_LEN, blend=([prefix], None), split=split,
+        path_to_cache=str(tmp_path), tokenizer=MegatronTokenizerInfo(demo_tokenizer.eod_id, demo_tokenizer.vocab_size),
+        reset_position_ids=False, reset_attention_mask=False, eod_mask_loss=False,
+        create_attention_mask=False, drop_last_partial_validation_sequence=False,
+    )  # fmt: skip
+    builder = megatron.blended_megatron_dataset_builder.BlendedMegatronDatasetBuilder
+    _, old, _ = builder(gpt.GPTDataset, [0, None, 0], lambda: True, old_config).build()
+    assert np.array_equal(old.indices, np.arange(72, 80))  # megatron's own split: the tail
+    old_files = {p.name for p in tmp_path.iterdir()}
+    new = build(shards, demo_tokenizer, tmp_path).valid["general"]
+    assert new.unique_identifiers["class"] == "SeededSplitGPTDataset"
+    assert new.unique_identifiers["valid_seed"] == VALID_SEED
+    assert new.unique_description_hash != old.unique_description_hash
+    assert {p.name for p in tmp_path.iterdir()} > old_files
+    assert np.array_equal(new.indices, split_documents(80, split, VALID_SEED)[1])
+    assert set(np.unique(new.document_index).tolist()) == set(new.indices.tolist())  # not the old cache's
 
 
 def test_bad_domains_fail_with_clear_errors(shards, demo_tokenizer, tmp_path):
@@ -157,6 +245,9 @@ def test_bad_domains_fail_with_clear_errors(shards, demo_tokenizer, tmp_path):
         build_datasets([DomainSpec("a", fin)], valid_fraction=0.001, **kw)
     with pytest.raises(ValueError, match="no domains"):
         build_datasets([], **kw)
+    for seed in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="valid_seed must be a non-negative integer"):
+            build_datasets([DomainSpec("a", fin)], valid_seed=seed, **kw)
     stats = json.loads(Path(f"{fin}.stats.json").read_text())
     assert stats["vocab_size"] == demo_tokenizer.vocab_size
 

@@ -34,6 +34,7 @@ HELP = {
     "tokenizer": "tokenizer folder (default: the run's or the HF folder's)",
     "split": "shard documents to score (default: valid)",
     "valid_fraction": "default: the run's data.valid_fraction",
+    "valid_seed": "seed of the validation document draw (default: the run's data.valid_seed)",
     "text_field": "JSON field / parquet column with the text",
     "seq_len": "tokens per row (default: the model's)",
     "batch_size": "sequences per forward pass",

@@ -11,11 +11,17 @@ exactly seq_len tokens, so sampling rows in proportion to w_i gives token
 proportions w_i; megatron's blending index is deterministic and keeps the
 running proportions within one row of the target at every prefix.
 
-Splits. Each shard's documents are split in order into train and validation
-parts (`valid_fraction`, or a megatron split string "train,valid,test").
-Training uses the blend of the train parts; each domain has its own
-validation dataset covering its whole validation part once (the last,
-partial row is padded and masked out by loss_mask).
+Splits. Each shard's documents are split into train and validation parts
+(`valid_fraction`, or a megatron split string "train,valid,test"). The part
+sizes are megatron's, but the documents are drawn through a seeded
+permutation of the whole shard (`split_documents`), not taken as its tail, so
+a date-ordered shard is validated across all its dates. The draw depends only
+on `valid_seed` and the shard's document count: a resume or a rollback (which
+reshuffles training positions, training/data_order.py) keeps the same
+validation documents, and so does a changed training seed. Training uses the
+blend of the train parts; each domain has its own validation dataset covering
+its whole validation part once (the last, partial row is padded and masked
+out by loss_mask).
 
 Rows. GPTDataset shuffles documents (seeded), joins them with the EOD
 already stored after each document, and cuts the stream into rows of
@@ -23,13 +29,13 @@ seq_len + 1 tokens. A sample is a dict of torch tensors:
 
     tokens        int64 [seq_len]  row[:-1]
     labels        int64 [seq_len]  row[1:]  (next-token targets)
-    loss_mask     float32 [seq_len]  1.0, or 0.0 on padding (validation tail)
+    loss_mask     float32 [seq_len]  1.0, or 0.0 on padding (validation's last row)
     position_ids  int64 [seq_len]  0..seq_len-1
     dataset_id    int16 scalar (numpy), train samples only: index of the domain
 
 Documents are not masked from each other: like the paper, attention runs
 across EOD inside a row. Sample i is a pure function of (shards, seed,
-seq_len, sizes), so every rank reads the same global index the same way.
+valid_seed, seq_len, sizes), so every rank reads the same global index the same way.
 """
 
 from __future__ import annotations
@@ -179,15 +185,87 @@ def _fixed(value: float) -> str:
 
 
 def split_bounds(split: str, n: int) -> tuple[tuple[int, int], tuple[int, int]]:
-    """Document ranges megatron gives the train and validation splits of an n-document shard."""
+    """Ranges megatron gives the train and validation splits of an n-document shard.
+
+    These are positions in `document_order`, not document ids: their lengths are
+    the split sizes, `split_documents` turns them into documents.
+    """
     config = import_megatron_datasets().blended_megatron_dataset_config
     matrix = config.convert_split_vector_to_split_matrix(config.parse_and_normalize_split(split))
     ranges = [(int(round(m[0] * n)), int(round(m[1] * n))) if m is not None else (0, 0) for m in matrix[:2]]
     return ranges[0], ranges[1]
 
 
+def document_order(n: int, valid_seed: int) -> np.ndarray:
+    """The seeded permutation of an n-document shard that the split is cut from.
+
+    Seeded by (valid_seed, n) only: the same shard gives the same draw from any folder,
+    on any rank, at every resume; another valid_seed gives another draw.
+    """
+    return np.random.default_rng([int(valid_seed), int(n)]).permutation(n)
+
+
+def split_documents(n: int, split: str, valid_seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, valid) document ids of an n-document shard, each sorted (file order).
+
+    megatron's split sizes, drawn across the whole shard: the two parts are disjoint and,
+    with no test part, cover it. The seeded GPTDataset maps megatron's contiguous ranges
+    through the same `document_order`, so these are exactly the documents it reads.
+    """
+    order = document_order(n, valid_seed)
+    (t0, t1), (v0, v1) = split_bounds(split, n)
+    return np.sort(order[t0:t1]), np.sort(order[v0:v1])
+
+
+_SEEDED_CLASSES: tuple[type, type] | None = None
+
+
+def seeded_split_classes() -> tuple[type, type]:
+    """(SeededSplitGPTDataset, SeededSplitGPTDatasetConfig), made on first use (megatron loads lazily).
+
+    megatron's builder gives each split a contiguous range of document ids; the dataset
+    maps it through `document_order` before GPTDataset builds its indices. Its class name
+    and the config's `valid_seed` enter megatron's cache key (`unique_identifiers`), so an
+    index cache of the old contiguous split, or of another draw, is never reused.
+    """
+    global _SEEDED_CLASSES
+    if _SEEDED_CLASSES is None:
+        gpt = import_megatron_datasets().gpt_dataset
+
+        @dataclass
+        class SeededSplitGPTDatasetConfig(gpt.GPTDatasetConfig):
+            """GPTDatasetConfig with the seed of the train/validation document draw."""
+
+            valid_seed: int = 1234
+
+        class SeededSplitGPTDataset(gpt.GPTDataset):
+            """GPTDataset whose split documents are drawn with `valid_seed` (see split_documents)."""
+
+            def __init__(
+                self, indexed_dataset, dataset_path, indexed_indices, num_samples, index_split, config
+            ):
+                if indexed_indices is not None:  # None only with megatron's fast_cache_load, unused here
+                    n = self.numel_low_level_dataset(indexed_dataset)
+                    order = document_order(n, config.valid_seed)
+                    indexed_indices = np.sort(order[indexed_indices]).astype(np.int32)
+                super().__init__(
+                    indexed_dataset, dataset_path, indexed_indices, num_samples, index_split, config
+                )
+
+            @staticmethod
+            def _key_config_attributes() -> list[str]:
+                return [*gpt.GPTDataset._key_config_attributes(), "valid_seed"]
+
+        _SEEDED_CLASSES = (SeededSplitGPTDataset, SeededSplitGPTDatasetConfig)
+    return _SEEDED_CLASSES
+
+
 def _check_domains(
-    domains: list[DomainSpec], vocab_size: int, split: str, parts: dict[str, list[str]] | None = None
+    domains: list[DomainSpec],
+    vocab_size: int,
+    split: str,
+    parts: dict[str, list[str]] | None = None,
+    valid_seed: int = 1234,
 ) -> dict[str, dict[str, int]]:
     """Validate names, weights and shards before megatron builds anything; return per-domain counts."""
     if not domains:
@@ -217,20 +295,20 @@ def _check_domains(
                     )
             shard = read_token_shard(prefix)
             n = len(shard)
-            (t0, t1), (v0, v1) = split_bounds(split, n)
+            train_docs, valid_docs = split_documents(n, split, valid_seed)
             lengths = shard.sequence_lengths
             counts["documents"] += n
-            counts["train_documents"] += t1 - t0
-            counts["valid_documents"] += v1 - v0
-            counts["train_tokens"] += int(lengths[t0:t1].sum())
-            counts["valid_tokens"] += int(lengths[v0:v1].sum())
+            counts["train_documents"] += len(train_docs)
+            counts["valid_documents"] += len(valid_docs)
+            counts["train_tokens"] += int(lengths[train_docs].sum())
+            counts["valid_tokens"] += int(lengths[valid_docs].sum())
             counts.setdefault("part_tokens", []).append(int(lengths.sum()))
             del shard, lengths
         summary[d.name] = counts
-        n, t1, t0, v1, v0 = counts["documents"], counts["train_documents"], 0, counts["valid_documents"], 0
-        if t1 - t0 == 0:
+        n = counts["documents"]
+        if counts["train_documents"] == 0:
             raise ValueError(f"domain {d.name!r}: split {split} leaves no training documents out of {n}")
-        if _valid_part(split) and v1 - v0 == 0:
+        if _valid_part(split) and counts["valid_documents"] == 0:
             raise ValueError(
                 f"domain {d.name!r}: split {split} leaves no validation documents out of {n}; "
                 "use more documents or a larger validation fraction"
@@ -248,6 +326,7 @@ def build_datasets(
     vocab_size: int,
     valid_fraction: float | None = None,
     split: str | None = None,
+    valid_seed: int = 1234,
     cache_dir: str | Path | None = None,
     trust_cache: bool = False,
 ) -> MixtureDatasets:
@@ -255,7 +334,9 @@ def build_datasets(
 
     `train_samples` rows of seq_len tokens are indexed for training (a
     domain is repeated for more epochs if it is too small). Give the split as
-    `valid_fraction` (default 0.02) or a split string. megatron caches its
+    `valid_fraction` (default 0.02) or a split string; `valid_seed` draws which
+    documents of each shard are held out (`split_documents`; `seed` only
+    shuffles rows and does not move documents between the parts). megatron caches its
     indices in `cache_dir` (default: an `index_cache` folder next to the
     first shard; launch/pretrain.py puts it in the run folder); they are built
     once by rank 0 and read by the others. A cache file numpy would unpickle is
@@ -266,6 +347,8 @@ def build_datasets(
         raise ValueError(f"seq_len must be >= 1, got {seq_len}")
     if train_samples < 1:
         raise ValueError(f"train_samples must be >= 1, got {train_samples}")
+    if isinstance(valid_seed, bool) or not isinstance(valid_seed, (int, np.integer)) or valid_seed < 0:
+        raise ValueError(f"valid_seed must be a non-negative integer, got {valid_seed!r}")
     if not 0 <= eod_id < vocab_size:
         raise ValueError(f"eod_id {eod_id} is outside the vocabulary [0, {vocab_size})")
     if valid_fraction is None and split is None:
@@ -275,11 +358,11 @@ def build_datasets(
     domains = [
         DomainSpec(d.name, parts[d.name][0], float(d.weight), tuple(parts[d.name][1:])) for d in domains
     ]
-    summary = _check_domains(domains, vocab_size, split, parts)
+    summary = _check_domains(domains, vocab_size, split, parts, valid_seed)
     part_tokens = {name: summary[name].pop("part_tokens") for name in summary}
     megatron = import_megatron_datasets()
     BlendedMegatronDatasetBuilder = megatron.blended_megatron_dataset_builder.BlendedMegatronDatasetBuilder
-    GPTDataset, GPTDatasetConfig = megatron.gpt_dataset.GPTDataset, megatron.gpt_dataset.GPTDatasetConfig
+    GPTDataset, GPTDatasetConfig = seeded_split_classes()
     cache = Path(cache_dir) if cache_dir is not None else Path(domains[0].prefix).parent / "index_cache"
     cache.mkdir(parents=True, exist_ok=True)
     ensure_process_group()
@@ -301,6 +384,7 @@ def build_datasets(
             eod_mask_loss=False,
             create_attention_mask=False,  # the model builds its causal ALiBi mask itself
             drop_last_partial_validation_sequence=False,  # validation covers every token once
+            valid_seed=int(valid_seed),
         )
 
     def built_on_every_rank() -> bool:

@@ -9,11 +9,11 @@ The EOD after each document is scored as well (knowing where a document ends is 
 of modelling it), as the trainer's validation loss does.
 
 Which documents. For a token shard, split="valid" scores the documents that pretraining
-held out: the same index range that megatron-core's split gives the validation part
-(`valid_fraction`, read from the run's config.yaml when the checkpoint has one), in
-shard order. split="all" scores the whole shard (a dedicated test shard). The trainer's
-own validation loss covers the same documents but in megatron's shuffled row order, so
-the two agree closely, not bit for bit.
+held out: the same seeded draw that data/mixture.py's `split_documents` gives the
+validation part (`valid_fraction` and `valid_seed`, read from the run's config.yaml when
+the checkpoint has one), in shard order. split="all" scores the whole shard (a dedicated
+test shard). The trainer's own validation loss covers the same documents but in
+megatron's shuffled row order, so the two agree closely, not bit for bit.
 
 Bytes. Bits per byte = total nats / (ln 2 * bytes). For raw text the bytes are the
 UTF-8 bytes of the documents' text. For shards the text is gone, so every scored token
@@ -74,21 +74,21 @@ def token_byte_lengths(tokenizer) -> np.ndarray:
     return lengths
 
 
-def split_range(n_documents: int, split: str, valid_fraction: float) -> tuple[int, int]:
-    """[start, end) of the documents a split scores: megatron's validation range, or all."""
+def split_indices(n_documents: int, split: str, valid_fraction: float, valid_seed: int = 1234) -> np.ndarray:
+    """Ids of the documents a split scores, in shard order: the run's validation draw, or all."""
     if split == "all":
-        return 0, n_documents
+        return np.arange(n_documents)
     if split != "valid":
         raise ValueError(f"split must be 'valid' or 'all', got {split!r}")
-    from bloomberg_style.data.mixture import split_bounds, split_string
+    from bloomberg_style.data.mixture import split_documents, split_string
 
-    _, (start, end) = split_bounds(split_string(valid_fraction), n_documents)
-    if end <= start:
+    _, valid = split_documents(n_documents, split_string(valid_fraction), valid_seed)
+    if len(valid) == 0:
         raise ValueError(
             f"valid_fraction {valid_fraction} leaves no validation documents out of {n_documents}; "
             "use split='all' for a dedicated evaluation shard"
         )
-    return start, end
+    return valid
 
 
 def _tally(nats: np.ndarray, targets: np.ndarray, nbytes: int) -> LossTally:
@@ -121,6 +121,7 @@ def evaluate_shard(
     tokenizer=None,
     split: str = "valid",
     valid_fraction: float = 0.02,
+    valid_seed: int = 1234,  # the run's data.valid_seed
     seq_len: int | None = None,
     batch_size: int = 8,
     max_tokens: int = 0,
@@ -149,8 +150,10 @@ def evaluate_shard(
     eod = tokenizer.eod_id if tokenizer is not None else (stats.eod_id if stats is not None else None)
     if eod is None:
         raise ValueError(f"shard {prefix}: no .stats.json and no tokenizer, so the EOD id is unknown")
-    first, last = split_range(len(shard), split, valid_fraction)
-    docs = [np.asarray(shard[i], dtype=np.int64) for i in range(first, last)]
+    docs = [
+        np.asarray(shard[int(i)], dtype=np.int64)
+        for i in split_indices(len(shard), split, valid_fraction, valid_seed)
+    ]
     stream = np.concatenate([[eod], *docs])
     if max_tokens:
         stream = stream[: max_tokens + 1]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bloomberg_style.config import MAX_SEQ_LEN  # the cap a run's data.seq_len has
+from bloomberg_style.config import MAX_SEQ_LEN, DataSection  # the cap a run's data.seq_len has
 from bloomberg_style.evaluation.fewshot import load_task, score_task
 from bloomberg_style.evaluation.gen_tasks import (
     GenerationTask,
@@ -59,6 +59,7 @@ class EvalOptions:
     tokenizer: str | None = None  # default: the run's or the HF folder's
     split: str = "valid"  # "valid" | "all"
     valid_fraction: float | None = None  # default: the run's data.valid_fraction
+    valid_seed: int | None = None  # default: the run's data.valid_seed
     text_field: str = "text"
     seq_len: int | None = None  # default: the model's context
     batch_size: int = 8
@@ -114,6 +115,8 @@ def check_inputs(o: EvalOptions) -> _Inputs:
         raise EvaluationError(f"--shots must be >= 0, got {o.shots}")
     if o.valid_fraction is not None and not 0 < o.valid_fraction < 1:
         raise EvaluationError(f"--valid-fraction must be in (0, 1), got {o.valid_fraction}")
+    if o.valid_seed is not None and o.valid_seed < 0:
+        raise EvaluationError(f"--valid-seed must be >= 0, got {o.valid_seed}")
     if not Path(o.checkpoint).exists():
         raise EvaluationError(f"--checkpoint {o.checkpoint}: no such file or folder")
     return _Inputs(shards, texts, task_list)
@@ -138,6 +141,21 @@ def _run_domains(loaded: Any, checkpoint: Path, inputs: _Inputs) -> dict[str, li
             "was launched from, or pass --data NAME=PREFIX"
         )
     return shards
+
+
+def held_out_split(o: EvalOptions, run_config: dict[str, Any] | None) -> tuple[float, int]:
+    """(valid_fraction, valid_seed) of --split valid: the flags, else the run's data section, else defaults.
+
+    A config.yaml from before data.valid_seed has none: the default, which a resume of that run
+    trains with too, so evaluation and training keep holding out the same documents.
+    """
+    run_data = (run_config or {}).get("data") or {}
+    fraction = o.valid_fraction if o.valid_fraction is not None else run_data.get("valid_fraction")
+    seed = o.valid_seed if o.valid_seed is not None else run_data.get("valid_seed")
+    return (
+        float(DataSection.valid_fraction if fraction is None else fraction),
+        int(DataSection.valid_seed if seed is None else seed),
+    )
 
 
 def _log_domain(log: Callable[[str], Any], name: str, r: Any) -> None:
@@ -167,19 +185,18 @@ def evaluate(o: EvalOptions, log: Callable[[str], Any] = print) -> EvalReport:
         raise EvaluationError(
             f"--text and --tasks need the model's tokenizer: none found with {checkpoint}; pass --tokenizer DIR"
         )
-    run_data = (loaded.run_config or {}).get("data", {})
-    fraction = (
-        o.valid_fraction if o.valid_fraction is not None else float(run_data.get("valid_fraction", 0.02))
-    )
+    fraction, valid_seed = held_out_split(o, loaded.run_config)
     seq = o.seq_len or model.config.max_seq_len
     log(f"model {checkpoint} ({loaded.kind}, step {loaded.step}): {model.num_parameters():,} parameters")
 
-    settings = {"split": o.split, "valid_fraction": fraction, "seq_len": seq, "shots": o.shots, "seed": o.seed,
-                "rule": o.rule or "best", "dtype": o.dtype, "max_tokens": o.max_tokens, "limit": o.limit}  # fmt: skip
+    settings = {"split": o.split, "valid_fraction": fraction, "valid_seed": valid_seed, "seq_len": seq,
+                "shots": o.shots, "seed": o.seed, "rule": o.rule or "best", "dtype": o.dtype,
+                "max_tokens": o.max_tokens, "limit": o.limit}  # fmt: skip
     report = EvalReport(model=loaded.describe(), settings=settings)
     for name, (prefix,) in inputs.shards.items():
         r = evaluate_shard(model, prefix, name=name, tokenizer=tok, split=o.split, valid_fraction=fraction,
-                           seq_len=seq, batch_size=o.batch_size, max_tokens=o.max_tokens)  # fmt: skip
+                           valid_seed=valid_seed, seq_len=seq, batch_size=o.batch_size,
+                           max_tokens=o.max_tokens)  # fmt: skip
         _log_domain(log, name, r)
         report.domains.append(r)
     for name, paths in inputs.texts.items():

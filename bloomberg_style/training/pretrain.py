@@ -84,6 +84,7 @@ def pretraining_task(cfg: RunConfig, eod_id: int, vocab_size: int):
         seed=t.seed,
         train_samples=train_samples_needed(cfg),
         valid_fraction=cfg.data.valid_fraction,
+        valid_seed=cfg.data.valid_seed,  # not t.seed: the held-out documents never move
         eod_id=eod_id,
         vocab_size=vocab_size,
         cache_dir=cfg.data.cache_dir or cfg.run_dir / "index_cache",  # not beside shared shards
