@@ -32,6 +32,9 @@ from bloomberg_style.artifacts.load import torch_dtype
 from bloomberg_style.model import ModelConfig
 
 DTYPE_NAMES = ("float32", "bfloat16", "float16")
+# A ZeRO-3 checkpoint's memory-mapped files are reopened after this many bytes read (hf_shards.py):
+# at 512 ranks a reopen parses 512 pickles, so about 200 of them for a 50B model's 200 GB.
+REOPEN_BYTES = 2**30
 
 
 @dataclass
@@ -146,8 +149,9 @@ def export_hf(
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_weights(out)
     dtype = dtype or torch.float32
+    reopen = min(max_shard_bytes, REOPEN_BYTES) if lazy else 0
     write_safetensors_shards(out, shapes, open_weights, dtype, max_shard_bytes,
-                             {"source_checkpoint": str(step_dir.resolve())}, reopen=lazy)  # fmt: skip
+                             {"source_checkpoint": str(step_dir.resolve())}, reopen)  # fmt: skip
     write_hf_config(cfg, out, dtype, **special)
     copy_tokenizer(tokenizer_dir, out)
     return out
