@@ -24,11 +24,30 @@ def losses(run_dir: Path) -> dict[int, float]:
     return {r["step"]: r["loss"] for r in read_jsonl(run_dir / "metrics.jsonl") if "loss" in r}
 
 
-def test_zero3_four_ranks_resume_on_two(tmp_path, small_data):
-    straight = tiny_run_config(tmp_path, small_data, name="straight", train=TRAIN)
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, small_data) -> dict[int, float]:
+    """The straight 4-rank ZeRO-3 bf16 run's step losses."""
+    tmp = tmp_path_factory.mktemp("straight")
+    straight = tiny_run_config(tmp, small_data, name="straight", train=TRAIN)
     run_launcher(["--config", str(straight)], ranks=4, timeout=900)
-    reference = losses(tmp_path / "runs" / "straight")
-    assert sorted(reference) == [1, 2, 3, 4]
+    got = losses(tmp / "runs" / "straight")
+    assert sorted(got) == [1, 2, 3, 4]
+    return got
+
+
+def test_shard_groups_train_like_plain_zero3(tmp_path, small_data, reference):
+    """Issue 13, point 8: train.shard_group_size=2 on 4 ranks (ZeRO++'s hierarchical
+    partition, what DeepSpeed 0.19 has instead of MiCS) gives plain ZeRO-3's losses."""
+    cfg = tiny_run_config(tmp_path, small_data, name="hpz", train={**TRAIN, "shard_group_size": 2})
+    out = run_launcher(["--config", str(cfg)], ranks=4, timeout=900)
+    assert "zero_hpz_partition_size=2" in out.stdout + out.stderr
+    got = losses(tmp_path / "runs" / "hpz")
+    assert sorted(got) == [1, 2, 3, 4]
+    for step, loss in reference.items():
+        assert got[step] == pytest.approx(loss, abs=1e-5), (step, got, reference)
+
+
+def test_zero3_four_ranks_resume_on_two(tmp_path, small_data, reference):
 
     first = tiny_run_config(tmp_path, small_data, name="z3", train={**TRAIN, "exit_at_step": 2})
     run_launcher(["--config", str(first)], ranks=4, timeout=900)
