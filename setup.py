@@ -42,6 +42,7 @@ setup(
     extras_require={
         "dev": [
             "pytest>=8,<10",
+            "pytest-xdist>=3.5,<4",  # the suite runs on two workers (README)
             "hypothesis>=6.100,<7",
             "ruff>=0.6",
             "scikit-learn>=1.3,<2",  # the weighted-F1 cross-check in tests/test_evaluation_metrics.py
