@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import sys
+from pathlib import Path
 
 from bloomberg_style.cli.errors import command
 from bloomberg_style.config import ConfigError, RunConfig
@@ -89,16 +90,20 @@ def dry_run_checks(cfg: RunConfig, world_size: int | None, warn=None) -> list[st
 
     done = []
     have_tokenizer = tokenizer_exists(cfg.data.tokenizer)
-    if have_tokenizer:
-        from tokenizer import NumericUnigramTokenizer
+    if have_tokenizer:  # ours or a Hugging Face tokenizer folder (continued pretraining)
+        from bloomberg_style.data.shards import load_run_tokenizer
 
-        vocab = NumericUnigramTokenizer.load(cfg.data.tokenizer).vocab_size  # truncated: names the file
+        vocab = load_run_tokenizer(Path(cfg.data.tokenizer)).vocab_size  # truncated: names the file
     else:
         vocab = cfg.data.tokenizer_vocab_size
-    model = build_model_config(cfg, vocab)  # unknown preset or bad overrides: ConfigError naming model.*
-    done.append(
-        f"model: preset {cfg.model.preset!r} builds ({model.num_layers} layers, vocab {model.vocab_size})"
-    )
+    init_ref = None
+    if cfg.model.init_from:  # continued pretraining: the shape is the starting model's
+        from bloomberg_style.training.init_from import resolve_init_from
+
+        init_ref = resolve_init_from(cfg.model.init_from)  # ConfigError naming model.init_from
+    model = build_model_config(cfg, vocab, init_ref)  # unknown preset or bad overrides: ConfigError
+    source = f"init_from {cfg.model.init_from}" if init_ref is not None else f"preset {cfg.model.preset!r}"
+    done.append(f"model: {source} builds ({model.num_layers} layers, vocab {model.vocab_size})")
     if world_size is None:
         planned = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, shard_group_size=0))
         ds = build_deepspeed_config(planned, 1, "cuda")  # micro-batch divisibility, deepspeed_json

@@ -84,11 +84,11 @@ def init_distributed(torch_threads: int = 0) -> DistInfo:
     if accelerator == "cuda":
         torch.cuda.set_device(local_rank)
     backend = "nccl" if accelerator == "cuda" else "gloo"
-    if not torch.distributed.is_initialized():
-        if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
-            init_under_torchelastic(backend, accelerator, local_rank)
-        # Creates DeepSpeed's communication backend (and the process group if not done above).
-        deepspeed.init_distributed(dist_backend=backend, verbose=False)
+    if not torch.distributed.is_initialized() and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+        init_under_torchelastic(backend, accelerator, local_rank)
+    # DeepSpeed's communication backend, over the process group when one exists already (e.g.
+    # started by torch.distributed directly): without it deepspeed.comm has no rank to give.
+    deepspeed.init_distributed(dist_backend=backend, verbose=False)
     return DistInfo(
         rank=torch.distributed.get_rank(),
         world_size=torch.distributed.get_world_size(),

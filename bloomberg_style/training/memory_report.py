@@ -16,6 +16,15 @@ def peak_memory_bytes() -> int:
     """This process's peak: device memory on CUDA, else host RSS (Linux reports KiB)."""
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         return int(torch.cuda.max_memory_allocated())
+    try:  # Linux: this process's own high-water mark. ru_maxrss also counts the parent's RSS
+        # at fork (the kernel carries it over exec), so a worker started from a big process
+        # would report the parent's size.
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     scale = 1 if sys.platform == "darwin" else 1024
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * scale
 
