@@ -112,6 +112,35 @@ def test_batched_greedy_equals_the_sft_sampler_at_temperature_0(tiny):
     )
 
 
+def test_greedy_decoding_follows_the_models_agree(tiny):
+    """A model with `agree` (the ZeRO-3 wrapper: rank 0's tokens) decides the tokens and the stop."""
+    from bloomberg_style.evaluation.generation import greedy_generate
+
+    model, tok = tiny
+    prompts = [
+        tok.encode(t) for t in ("The company reported revenue of $3.5 billion", "Net")
+    ]  # longest first
+    free = greedy_generate(model, prompts, 6, stop_ids=(tok.eod_id,), vocab_limit=tok.vocab_size)
+    assert [len(a) for a in free] == [6, 6]  # this model never stops early by itself
+
+    class Agreeing(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner, self.config, self.calls = model, model.config, 0
+
+        def forward(self, batch):
+            return self.inner(batch)
+
+        def agree(self, tokens):  # the "rank 0" tokens: prompt 1 stops at step 2, prompt 0 at step 4
+            self.calls += 1
+            stop = torch.tensor([self.calls == 4, self.calls == 2])[: len(tokens)]
+            return torch.where(stop, torch.full_like(tokens, tok.eod_id), tokens)
+
+    agreeing = Agreeing()
+    answers = greedy_generate(agreeing, prompts, 6, stop_ids=(tok.eod_id,), vocab_limit=tok.vocab_size)
+    assert answers == [free[0][:3], free[1][:1]] and agreeing.calls == 4
+
+
 def write_ner_task(path, shots=20):
     header = {"task": "ner-t", "type": "generation", "prompt": "{text}\nEntities:", "shots": shots,
               "metric": "entity_f1", "max_new_tokens": 8}  # fmt: skip
