@@ -112,12 +112,57 @@ def test_batched_greedy_equals_the_sft_sampler_at_temperature_0(tiny):
     )
 
 
+def test_greedy_decoding_follows_the_models_agree(tiny):
+    """A model with `agree` (the ZeRO-3 wrapper: rank 0's tokens) decides the tokens and the stop."""
+    from bloomberg_style.evaluation.generation import greedy_generate
+
+    model, tok = tiny
+    prompts = [
+        tok.encode(t) for t in ("The company reported revenue of $3.5 billion", "Net")
+    ]  # longest first
+    free = greedy_generate(model, prompts, 6, stop_ids=(tok.eod_id,), vocab_limit=tok.vocab_size)
+    assert [len(a) for a in free] == [6, 6]  # this model never stops early by itself
+
+    class Agreeing(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner, self.config, self.calls = model, model.config, 0
+
+        def forward(self, batch):
+            return self.inner(batch)
+
+        def agree(self, tokens):  # the "rank 0" tokens: prompt 1 stops at step 2, prompt 0 at step 4
+            self.calls += 1
+            stop = torch.tensor([self.calls == 4, self.calls == 2])[: len(tokens)]
+            return torch.where(stop, torch.full_like(tokens, tok.eod_id), tokens)
+
+    agreeing = Agreeing()
+    answers = greedy_generate(agreeing, prompts, 6, stop_ids=(tok.eod_id,), vocab_limit=tok.vocab_size)
+    assert answers == [free[0][:3], free[1][:1]] and agreeing.calls == 4
+
+
 def write_ner_task(path, shots=20):
     header = {"task": "ner-t", "type": "generation", "prompt": "{text}\nEntities:", "shots": shots,
               "metric": "entity_f1", "max_new_tokens": 8}  # fmt: skip
     rows = [{"text": f"Apple hired Tim Cook number {i} in New York .", "target": "Apple (ORG); Tim Cook (PER)",
              "entities": [["ORG", "Apple"], ["PER", "Tim Cook"]], "split": "train" if i < 25 else "test"}
             for i in range(28)]  # fmt: skip
+    path.write_text("\n".join(json.dumps(r) for r in [header, *rows]) + "\n", encoding="utf-8")
+    return path
+
+
+def write_fpb_task(path):
+    """A 2-label classification task of 7 test examples, 2 shots each (drawn from the others)."""
+    header = {
+        "task": "fpb-t",
+        "prompt": "{text}\nAnswer:",
+        "labels": {"up": "up", "down": "down"},
+        "shots": 2,
+    }
+    rows = [
+        {"text": f"Shares {'rose' if i % 3 else 'fell'} {i}%", "label": "up" if i % 3 else "down"}
+        for i in range(7)
+    ]
     path.write_text("\n".join(json.dumps(r) for r in [header, *rows]) + "\n", encoding="utf-8")
     return path
 
@@ -216,18 +261,7 @@ def test_data_parallel_evaluation_equals_one_process(tiny, tmp_path):
     model, tok = tiny
     hf = save_hf_folder(model, tmp_path / "hf", eos_token_id=tok.eod_id)
     tok.save(hf)
-    fpb = tmp_path / "fpb.jsonl"
-    header = {
-        "task": "fpb-t",
-        "prompt": "{text}\nAnswer:",
-        "labels": {"up": "up", "down": "down"},
-        "shots": 2,
-    }
-    rows = [
-        {"text": f"Shares {'rose' if i % 3 else 'fell'} {i}%", "label": "up" if i % 3 else "down"}
-        for i in range(7)
-    ]
-    fpb.write_text("\n".join(json.dumps(r) for r in [header, *rows]) + "\n", encoding="utf-8")
+    fpb = write_fpb_task(tmp_path / "fpb.jsonl")
     ner = write_ner_task(tmp_path / "ner.jsonl", shots=2)
     common = ["--checkpoint", str(hf), "--tasks", str(fpb), str(ner), "--device", "cpu", "--batch-size", "2"]
     env = {**host_env(), "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
@@ -261,3 +295,78 @@ def test_data_parallel_evaluation_equals_one_process(tiny, tmp_path):
     assert (tmp_path / "two" / "predictions" / "ner-t.jsonl").read_text() == (
         tmp_path / "one" / "predictions" / "ner-t.jsonl"
     ).read_text()
+
+
+@pytest.mark.slow
+def test_sharded_evaluation_equals_one_process(tiny, small_data, tmp_path):
+    """--shard-weights (ZeRO-3 inference, 2 deepspeed ranks, and 1 rank without a launcher) scores a
+    shard, a classification and a generation task as a plain one-process evaluation does, and
+    each rank holds half the weights."""
+    import subprocess
+
+    from bloomberg_style.artifacts.hf import save_hf_folder
+    from tests.conftest import launch_command, launch_env
+
+    model, tok = tiny
+    hf = save_hf_folder(model, tmp_path / "hf", eos_token_id=tok.eod_id)
+    tok.save(hf)
+    fpb, ner = write_fpb_task(tmp_path / "fpb.jsonl"), write_ner_task(tmp_path / "ner.jsonl", shots=2)
+    prefix = next(d["prefix"] for d in small_data["domains"] if d["name"] == "financial")
+    common = ["--checkpoint", str(hf), "--data", f"financial={prefix}", "--max-tokens", "700",
+              "--tasks", str(fpb), str(ner), "--batch-size", "2"]  # fmt: skip
+    results, logs = {}, {}
+    for name, ranks, extra in (
+        ("one", 1, []),
+        ("z3x1", 1, ["--shard-weights"]),
+        ("z3x2", 2, ["--shard-weights"]),
+    ):
+        out = tmp_path / name
+        cmd = launch_command("evaluate.py", [*common, *extra, "--output", str(out)], ranks=ranks)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=launch_env({"OMP_NUM_THREADS": "1"}),
+                              timeout=600)  # fmt: skip
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-4000:]
+        results[name], logs[name] = json.loads((out / "results.json").read_text()), proc.stdout
+    one = results["one"]
+    for name in ("z3x1", "z3x2"):
+        z3 = results[name]
+        part = z3["settings"]["shard_weights"]
+        ranks = 2 if name == "z3x2" else 1
+        n = part["parameters"]
+        assert part["ranks"] == ranks and part["partitioned"] == n > 20
+        assert f"ZeRO-3: {n} of {n} parameters partitioned over {ranks} ranks" in logs[name]
+        for held in part["per_rank"]:  # the partitions, alignment padding included
+            assert part["elements"] / ranks <= held <= part["elements"] / ranks + n
+        got, want = z3["domains"]["financial"], one["domains"]["financial"]
+        assert got["tokens"] == want["tokens"] > 0 and abs(got["loss"] - want["loss"]) < 1e-5
+        for key in ("rules", "best_rule", "items", "majority", "shots_dropped"):
+            assert z3["tasks"]["fpb-t"][key] == one["tasks"]["fpb-t"][key], key
+        for key in ("score", "items", "majority"):
+            assert z3["generation"]["ner-t"][key] == one["generation"]["ner-t"][key], key
+        assert (tmp_path / name / "predictions" / "ner-t.jsonl").read_text() == (
+            tmp_path / "one" / "predictions" / "ner-t.jsonl"
+        ).read_text()
+    assert results["z3x2"]["settings"]["ranks"] == 2
+
+
+def test_shard_weights_refusals_come_before_the_model_loads(tmp_path, capsys):
+    """--shard-weights with --device, a foreign Hugging Face model or an adapter: exit 2, a clear message."""
+    from bloomberg_style.cli.evaluate import main
+
+    bloom = tmp_path / "bloom"
+    bloom.mkdir()
+    (bloom / "config.json").write_text(json.dumps({"model_type": "bloom"}))  # resolved, never loaded
+    llama = tmp_path / "llama"
+    llama.mkdir()
+    (llama / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(bloom)}))
+    for args, message in (
+        ([str(bloom), "--device", "cpu"], "--device cpu with --shard-weights"),
+        ([str(llama)], "is a Hugging Face model that is not our BLOOM"),
+        ([str(adapter)], "is an adapter folder; merge it into its base first"),
+    ):
+        with pytest.raises(SystemExit) as info:
+            main(["--checkpoint", *args, "--shard-weights"])
+        assert info.value.code == 2
+        assert message in capsys.readouterr().err

@@ -9,11 +9,17 @@ few-shot tasks, the paper's way.
 neither --data nor --text, a run's own domains are scored on their validation split.
 Results: printed as a table, and written as results.json / results.md to --output
 (default for runs: RUN/eval/step_N/). The flags are the fields of EvalOptions.
+
+    deepspeed --num_gpus 8 launch/evaluate.py --checkpoint RUN --shard-weights --dtype bf16 --tasks ner.jsonl
+
+--shard-weights builds the model ZeRO-3 partitioned over the launcher's ranks
+(bloomberg_style/evaluation/sharded.py) for a checkpoint too large for one device.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from bloomberg_style.cli.errors import command
@@ -41,6 +47,8 @@ HELP = {
     "max_tokens": "score at most this many tokens per shard",
     "limit": "score only the first N test examples of each task",
     "device": "cpu, cuda, cuda:1 ... (default: cuda if available)",
+    "shard_weights": "ZeRO-3 inference for a model too large for one device: each rank holds 1/N of the "
+    "weights and every rank scores every example (run under deepspeed / torchrun; our BLOOM only)",
 }
 SPECIAL = {
     "checkpoint": {"required": True},
@@ -59,6 +67,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_flags(parser, EvalOptions, HELP, special=SPECIAL)
+    parser.add_argument("--local_rank", type=int, default=None, help=argparse.SUPPRESS)  # set by deepspeed
     return parser
 
 
@@ -106,7 +115,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         report = evaluate(options, log=lambda message: print(message, flush=True))
     except (EvaluationError, TaskError, CorpusError, FileNotFoundError) as err:
         parser.exit(2, f"evaluate: error: {err}\n")
-    print("\n" + report.to_markdown())
+    if os.environ.get("RANK", "0") == "0":  # under a launcher every rank has the report; one prints it
+        print("\n" + report.to_markdown())
     return 0
 
 

@@ -10,6 +10,7 @@ entities     NER answers as text, entity-level F1
 convfinqa_dsl  ConvFinQA's program language, evaluated safely; exact match
 converters/  public data sets (FPB, FiQA SA, Headline, NER, ConvFinQA) -> task files
 parallel     task scoring split over data-parallel ranks
+sharded      ZeRO-3 inference (--shard-weights): each rank holds 1/N of the weights
 in_loop      task scores during pretraining and task_scores.png
 lm_eval_task our task files as local lm-evaluation-harness tasks
 loading      artifacts.resolve(path) -> model, tokenizer, run config, checked for evaluation

@@ -44,6 +44,8 @@ def greedy_generate(
 
     A row stops at a stop id (not kept), when stop_when(new ids) is true (kept), or after
     max_new_tokens. vocab_limit > 0 never picks ids >= it (embedding rows past the tokenizer).
+    A model with an `agree(tokens)` method (the ZeRO-3 wrapper) decides each step's tokens
+    through it, so ranks that must run the same forwards stop at the same step.
     """
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
@@ -51,6 +53,7 @@ def greedy_generate(
         raise ValueError("a prompt is empty")
     model.eval()
     device = model_device(model)
+    agree = getattr(model, "agree", None)  # ZeRO-3 (evaluation/sharded.py): rank 0's tokens on every rank
     results: list[list[int]] = [[] for _ in prompts]
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))  # similar lengths batch together
     for b in range(0, len(order), batch_size):
@@ -67,7 +70,8 @@ def greedy_generate(
             logits = step(model, batch.to(device), last.to(device))
             if vocab_limit:
                 logits[:, vocab_limit:] = float("-inf")
-            chosen = logits.argmax(dim=-1).tolist()
+            picked = logits.argmax(dim=-1)
+            chosen = (agree(picked) if agree is not None else picked).tolist()
             still = []
             for i, token in zip(active, chosen):
                 if token in stop_ids:

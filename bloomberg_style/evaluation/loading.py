@@ -7,6 +7,7 @@ an evaluation wants (the tokenizer fits the embedding) and the summary it report
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,15 +49,18 @@ def load_for_evaluation(
     tokenizer: str | Path | None = None,
     dtype: torch.dtype = torch.float32,
     device: str | torch.device | None = None,
+    build: Callable[[Any], Any] | None = None,
 ) -> LoadedModel:
-    """The model at `path` in eval mode on `device` (default: cuda if available), with its tokenizer."""
+    """The model at `path` in eval mode on `device` (default: cuda if available), with its tokenizer.
+
+    `build(ref)` makes the model instead of load_model (evaluation/sharded.py: ZeRO-3 partitions)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"--checkpoint {path}: no such file or folder")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     ref = resolve(path)
     loaded = LoadedModel(
-        load_model(ref, dtype=dtype, device=device),
+        build(ref) if build is not None else load_model(ref, dtype=dtype, device=device),
         None,
         path,
         ref.kind,

@@ -4,9 +4,9 @@ the ranks' per-example records are merged into the result one device would give.
     torchrun --nproc_per_node 8 launch/evaluate.py --checkpoint RUN --tasks fpb.jsonl --dtype bf16
 
 Every rank holds the whole model (in bf16 that is 2 bytes a parameter), so this divides the
-time, not the memory, of an evaluation. Each example keeps the shots a single-device run
-gives it (they are drawn by its index in the full task), so the merged result is the same
-up to the rounding of batched matmuls. Held-out loss on shards is computed on every rank
+time, not the memory, of an evaluation (--shard-weights, sharded.py, divides the memory).
+Each example keeps the shots a single-device run gives it (they are drawn by its index in
+the full task), so the merged result is the same up to the rounding of batched matmuls. Held-out loss on shards is computed on every rank
 (rank 0's is reported). Ranks talk through torch.distributed (gloo on CPU, NCCL on GPUs),
 started from the launcher's environment (WORLD_SIZE, RANK, MASTER_ADDR, MASTER_PORT).
 """

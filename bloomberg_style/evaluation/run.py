@@ -67,6 +67,7 @@ class EvalOptions:
     limit: int = 0  # first N test examples per task; 0 = all
     dtype: str = "fp32"
     device: str | None = None
+    shard_weights: bool = False  # ZeRO-3 inference: each rank holds 1/N of the weights (sharded.py)
 
 
 @dataclass
@@ -119,6 +120,17 @@ def check_inputs(o: EvalOptions) -> _Inputs:
         raise EvaluationError(f"--valid-seed must be >= 0, got {o.valid_seed}")
     if not Path(o.checkpoint).exists():
         raise EvaluationError(f"--checkpoint {o.checkpoint}: no such file or folder")
+    if o.shard_weights:
+        from bloomberg_style.evaluation.sharded import problem_with
+
+        if o.device is not None:
+            raise EvaluationError(
+                f"--device {o.device} with --shard-weights: each rank's partition lives on its DeepSpeed "
+                "accelerator (cuda:LOCAL_RANK, or the CPU with DS_ACCELERATOR=cpu); drop --device"
+            )
+        problem = problem_with(o.checkpoint)
+        if problem:
+            raise EvaluationError(problem)
     return _Inputs(shards, texts, task_list)
 
 
@@ -172,12 +184,34 @@ def evaluate(o: EvalOptions, log: Callable[[str], Any] = print) -> EvalReport:
     from bloomberg_style.evaluation.parallel import init_from_env, local_device, score_parallel
 
     inputs, checkpoint = check_inputs(o), Path(o.checkpoint)
-    rank, world = init_from_env()  # > 1 under torchrun / deepspeed: tasks are split over ranks
+    if o.shard_weights:  # a process group (of one without a launcher) and DeepSpeed's communication
+        from bloomberg_style.training.distributed import init_distributed
+
+        started = init_distributed()
+        rank, world = started.rank, started.world_size
+    else:
+        rank, world = init_from_env()  # > 1 under torchrun / deepspeed: tasks are split over ranks
+    # ZeRO-3: every forward is a collective, so every rank scores every example (no split).
+    split = world > 1 and not o.shard_weights
     if rank:
         log = lambda message: None  # noqa: E731 (rank 0 speaks for all)
-    torch_dtype = TORCH_DTYPES[o.dtype]
-    device = o.device or local_device()
-    loaded = load_for_evaluation(checkpoint, tokenizer=o.tokenizer, dtype=torch_dtype, device=device)
+    partition = None
+    if o.shard_weights:
+        from bloomberg_style.evaluation.sharded import describe_partition, load_sharded, partition_report
+
+        engine: dict[str, Any] = {}  # kept alive while scoring (its ZeRO-3 hooks)
+
+        def build(ref: Any) -> Any:
+            model, engine["engine"], engine["config"] = load_sharded(ref, o.dtype)
+            return model
+
+        loaded = load_for_evaluation(checkpoint, tokenizer=o.tokenizer, build=build)
+        partition = partition_report(loaded.model, engine["config"])  # every rank: one all_gather
+    else:
+        device = o.device or local_device()
+        loaded = load_for_evaluation(
+            checkpoint, tokenizer=o.tokenizer, dtype=TORCH_DTYPES[o.dtype], device=device
+        )
     model, tok = loaded.model, loaded.tokenizer
     if not inputs.shards and not inputs.texts:
         inputs.shards = _run_domains(loaded, checkpoint, inputs)
@@ -188,6 +222,8 @@ def evaluate(o: EvalOptions, log: Callable[[str], Any] = print) -> EvalReport:
     fraction, valid_seed = held_out_split(o, loaded.run_config)
     seq = o.seq_len or model.config.max_seq_len
     log(f"model {checkpoint} ({loaded.kind}, step {loaded.step}): {model.num_parameters():,} parameters")
+    if partition is not None:
+        log(describe_partition(partition))
 
     settings = {"split": o.split, "valid_fraction": fraction, "valid_seed": valid_seed, "seq_len": seq,
                 "shots": o.shots, "seed": o.seed, "rule": o.rule or "best", "dtype": o.dtype,
@@ -206,7 +242,7 @@ def evaluate(o: EvalOptions, log: Callable[[str], Any] = print) -> EvalReport:
         report.domains.append(r)
     for task in inputs.tasks:
         if isinstance(task, GenerationTask):
-            if world > 1:
+            if split:
                 g = score_parallel(model, tok, task, rank, world, shots=o.shots, seed=o.seed,
                                    batch_size=o.batch_size, limit=o.limit)  # fmt: skip
             else:
@@ -216,7 +252,7 @@ def evaluate(o: EvalOptions, log: Callable[[str], Any] = print) -> EvalReport:
                 f"(majority {g.majority['score'] * 100:.2f}; {g.seconds:.1f}s)")  # fmt: skip
             report.generation.append(g)
             continue
-        if world > 1:
+        if split:
             t = score_parallel(model, tok, task, rank, world, shots=o.shots, seed=o.seed, rule=o.rule,
                                batch_size=o.batch_size, limit=o.limit)  # fmt: skip
         else:
@@ -229,6 +265,8 @@ def evaluate(o: EvalOptions, log: Callable[[str], Any] = print) -> EvalReport:
         report.tasks.append(t)
 
     settings["ranks"] = world
+    if partition is not None:
+        settings["shard_weights"] = partition
     if rank:
         return report  # rank 0 writes
     out = Path(o.output) if o.output else None

@@ -30,13 +30,18 @@ def model_device(model: torch.nn.Module) -> torch.device:
 HEAD_CHUNK = 1024  # positions per LM-head call: bounds the [positions, vocab] logits in memory
 
 
-def _selected_nll(model: torch.nn.Module, batch: torch.Tensor, select: torch.Tensor) -> torch.Tensor:
+def selected_nll(model: torch.nn.Module, batch: torch.Tensor, select: torch.Tensor) -> torch.Tensor:
     """Nats of batch[:, t + 1] given batch[:, : t + 1] at every selected t (row-major order).
 
     Only the selected positions go through the LM head, HEAD_CHUNK at a time, so a
     131,072-token vocabulary never needs logits for a whole batch. The log-softmax runs
-    in FP32. Models without `hidden_states` (any causal LM returning logits) also work.
+    in FP32. Models without `hidden_states` (any causal LM returning logits) also work. A model
+    with its own `selected_nll` runs it instead (evaluation/sharded.py's ZeRO-3 wrapper: the
+    whole batch as one forward of the module DeepSpeed wraps).
     """
+    own = getattr(model, "selected_nll", None)
+    if own is not None:
+        return own(batch, select)
     inputs, targets = batch[:, :-1], batch[:, 1:][select]
     if hasattr(model, "hidden_states") and hasattr(model, "lm_head"):
         hidden = model.hidden_states(inputs)[select]  # [k, hidden]
@@ -83,7 +88,7 @@ def target_nats(model: torch.nn.Module, stream: np.ndarray, seq_len: int, batch_
             batch[i, : len(row)] = torch.from_numpy(row)
             select[i, : len(row) - 1] = True
         # Rows are consecutive, so the selected targets in row-major order are stream[first + 1 : ...]
-        nll = _selected_nll(model, batch.to(device), select.to(device)).double().cpu().numpy()
+        nll = selected_nll(model, batch.to(device), select.to(device)).double().cpu().numpy()
         out[first : first + len(nll)] = nll
     return out
 
@@ -117,7 +122,7 @@ def continuation_logprobs(
         for row, i in enumerate(chunk):
             tokens, start = requests[i]
             select[row, start - 1 : len(tokens) - 1] = True  # position t - 1 predicts token t
-        nll = _selected_nll(model, batch.to(device), select.to(device)).double().cpu()
+        nll = selected_nll(model, batch.to(device), select.to(device)).double().cpu()
         counts = [len(requests[i][0]) - requests[i][1] for i in chunk]
         for i, part in zip(chunk, torch.split(nll, counts)):
             results[i] = (-float(part.sum()), len(part))
