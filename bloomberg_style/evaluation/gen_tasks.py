@@ -207,10 +207,18 @@ def score_generation_task(
     def stopped(new: list[int]) -> bool:
         return bool(task.stop) and task.stop in tokenizer.decode(new)
 
-    new_ids = greedy_generate(
-        model, prompts, task.max_new_tokens, stop_ids=(tokenizer.eod_id,), stop_when=stopped,
-        vocab_limit=tokenizer.vocab_size, batch_size=batch_size,
-    )  # fmt: skip
+    if getattr(model, "agree", None) is None:  # the whole model here: the KV-cache decoder
+        from bloomberg_style.model.generate import greedy_generate as cached_greedy
+
+        # Rows past their stop string keep decoding to max_new_tokens (cut below): the cached
+        # step costs one token, so that is cheaper than re-reading the context without a cache.
+        new_ids = cached_greedy(model, prompts, task.max_new_tokens, stop_ids=(tokenizer.eod_id,),
+                                vocab_limit=tokenizer.vocab_size, batch_size=batch_size)  # fmt: skip
+    else:  # ZeRO-3 (evaluation/sharded.py): ranks agree on every step's tokens
+        new_ids = greedy_generate(
+            model, prompts, task.max_new_tokens, stop_ids=(tokenizer.eod_id,), stop_when=stopped,
+            vocab_limit=tokenizer.vocab_size, batch_size=batch_size,
+        )  # fmt: skip
     outputs = []
     for ids in new_ids:
         text = tokenizer.decode(ids)

@@ -1,4 +1,8 @@
-"""Batched greedy decoding for generation-scored tasks (NER, ConvFinQA).
+"""Batched greedy decoding without a cache, for ZeRO-3 evaluation (evaluation/sharded.py).
+
+Generation-scored tasks (NER, ConvFinQA) decode with model/generate.py's KV cache whenever
+one process holds the whole model; this loop is for the partitioned model, whose `agree`
+makes every rank take rank 0's tokens so all ranks run the same forwards.
 
 Placed in evaluation/ (not sft/, which sits above evaluation in the layer order). Prompts
 are right-padded into one batch; with causal attention a row's real tokens never see the
