@@ -105,20 +105,7 @@ def planner(model: str, ranks: int) -> dict[str, float]:
     shape = Shape(c.num_layers, c.hidden_size, c.num_heads, c.vocab_size, SEQ, float(c.hidden_size))
     e = estimate_memory(shape, get_accelerator("a100-40gb"), zero_stage=3, shard_group=ranks,
                         micro_batch=1, checkpointing=False)  # fmt: skip
-    return {
-        k: getattr(e, k)
-        for k in (
-            "params",
-            "grads",
-            "optimizer",
-            "deepspeed_buffers",
-            "gathered",
-            "activations",
-            "logits",
-            "step_temporaries",
-            "total",
-        )
-    }
+    return {**e.components(), "total": e.total}
 
 
 def run(model: str, ranks: int, port: int) -> dict:

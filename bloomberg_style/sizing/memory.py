@@ -44,6 +44,11 @@ def layer_activation_bytes(seq_len: int, micro_batch: int, hidden: int, heads: i
     return 34 * s * b * h + 5 * a * s * s * b
 
 
+# The per-component fields of MemoryEstimate, in the order reports print them.
+COMPONENTS = ("params", "grads", "optimizer", "gathered", "activations", "logits", "deepspeed_buffers",
+              "step_temporaries")  # fmt: skip
+
+
 @dataclass(frozen=True)
 class MemoryEstimate:
     zero_stage: int
@@ -60,6 +65,10 @@ class MemoryEstimate:
     step_temporaries: float  # transient, during the optimizer step (activations freed by then)
     gpu: Accelerator
     headroom: float  # share of the GPU kept free (CUDA context, NCCL buffers, fragmentation)
+
+    def components(self) -> dict[str, float]:
+        """Bytes per GPU of each component (COMPONENTS order)."""
+        return {name: getattr(self, name) for name in COMPONENTS}
 
     @property
     def states(self) -> float:

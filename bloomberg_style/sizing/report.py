@@ -8,8 +8,10 @@ from typing import Any
 from .calculator import SizingResult
 from .chinchilla import APPROACHES, EPOCH, HOFFMANN
 from .data_limit import SizeOption
-from .memory import GIB, MemoryEstimate
+from .memory import COMPONENTS, GIB, MemoryEstimate
 from .shape import LEVINE_DEPTH_RATE, LEVINE_LOG_SCALE
+
+COLUMN_NAMES = {"deepspeed_buffers": "ds buffers", "step_temporaries": "step temp"}  # table headers
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ") -> str:
@@ -188,20 +190,7 @@ def format_report(r: SizingResult) -> str:
     )
     out.append(
         _table(
-            [
-                "ZeRO",
-                "checkpointing",
-                "params",
-                "grads",
-                "optimizer",
-                "gathered",
-                "activations",
-                "logits",
-                "ds buffers",
-                "step temp",
-                "total",
-                "fits",
-            ],
+            ["ZeRO", "checkpointing", *(COLUMN_NAMES.get(c, c) for c in COMPONENTS), "total", "fits"],
             [_memory_row(e) for e in r.memory_table],
         )
     )
@@ -218,14 +207,7 @@ def _memory_row(e: MemoryEstimate) -> list[str]:
     return [
         str(e.zero_stage),
         "on" if e.checkpointing else "off",
-        _gib(e.params),
-        _gib(e.grads),
-        _gib(e.optimizer),
-        _gib(e.gathered),
-        _gib(e.activations),
-        _gib(e.logits),
-        _gib(e.deepspeed_buffers),
-        _gib(e.step_temporaries),
+        *(_gib(v) for v in e.components().values()),
         _gib(e.total),
         "yes" if e.fits else "no",
     ]
@@ -250,21 +232,7 @@ def _memory_dict(e: MemoryEstimate) -> dict[str, Any]:
         "shard_group": e.shard_group,
         "micro_batch": e.micro_batch,
         "checkpointing": e.checkpointing,
-        "bytes": {
-            k: getattr(e, k)
-            for k in (
-                "params",
-                "grads",
-                "optimizer",
-                "gathered",
-                "activations",
-                "logits",
-                "deepspeed_buffers",
-                "step_temporaries",
-                "total",
-                "usable",
-            )
-        },
+        "bytes": {**e.components(), "total": e.total, "usable": e.usable},
         "fits": e.fits,
     }
 
