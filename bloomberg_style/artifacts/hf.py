@@ -150,14 +150,16 @@ def to_hf_state_dict(
     return out
 
 
+def our_key(hf_key: str) -> str:
+    """Our name for a HF BLOOM state-dict key: wrappers stripped, `transformer.` added to the
+    keys of a bare BloomModel (e.g. bigscience/bloom-*)."""
+    key = strip_wrappers(hf_key)
+    return key if key == LM_HEAD or key.startswith("transformer.") else "transformer." + key
+
+
 def from_hf_state_dict(state_dict: dict[str, torch.Tensor], cfg: ModelConfig) -> dict[str, torch.Tensor]:
     """Our state dict from a HF BLOOM one (BloomForCausalLM or bare BloomModel keys), checked against cfg."""
-    out: dict[str, torch.Tensor] = {}
-    for key, value in state_dict.items():
-        key = strip_wrappers(key)
-        if key != LM_HEAD and not key.startswith("transformer."):
-            key = "transformer." + key  # saved from BloomModel (e.g. bigscience/bloom-*)
-        out[key] = value
+    out = {our_key(key): value for key, value in state_dict.items()}
     if EMBEDDING not in out:
         raise ValueError(f"HF state dict lacks the word embedding ({EMBEDDING!r})")
     head = out.setdefault(LM_HEAD, out[EMBEDDING])
@@ -266,10 +268,7 @@ def open_hf_weights(path: str | Path) -> dict[str, Any]:
         raw = {k: SafetensorsTensor(folder / "model.safetensors", k) for k in keys}
     else:
         raw = _read_weights(folder)
-    out = {}
-    for key, value in raw.items():
-        key = strip_wrappers(key)
-        out[key if key == LM_HEAD or key.startswith("transformer.") else "transformer." + key] = value
+    out = {our_key(key): value for key, value in raw.items()}
     out.setdefault(LM_HEAD, out.get(EMBEDDING))
     return out
 

@@ -104,8 +104,6 @@ def write_safetensors_shards(
     bar = tqdm(total=sum(len(s) for s in shards), desc="writing safetensors", unit="tensor",
                disable=not progress)  # fmt: skip
     for file, names in zip(files, shards):
-        if weights is None:
-            weights = open_weights()
         tensors: dict[str, torch.Tensor] = {}
         for name in names:
             if weights is None:

@@ -122,14 +122,12 @@ def load_sharded(ref: Any, dtype: str) -> tuple[ShardedModel, Any, dict[str, Any
     import torch.distributed as dist
 
     from bloomberg_style.model import ModelConfig
-    from bloomberg_style.training.engine_build import build_model
-    from bloomberg_style.training.init_from import base_model_config, load_initial_weights
+    from bloomberg_style.training.init_from import base_model_config, build_partitioned
 
     cfg = ModelConfig.from_dict(base_model_config(ref))
     ds_config = inference_config(cfg, dtype, dist.get_world_size())
-    model = build_model(cfg, ds_config)
-    load_initial_weights(model, ref, dist.get_rank())
-    engine, *_ = deepspeed.initialize(model=ShardedModel(model.eval()), config=ds_config)
+    model = build_partitioned(ref, ds_config, cfg)
+    engine, *_ = deepspeed.initialize(model=ShardedModel(model), config=ds_config)
     return engine.module.eval(), engine, ds_config
 
 

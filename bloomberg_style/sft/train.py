@@ -234,19 +234,11 @@ def build_our_base_partitioned(base: str, ds_config: dict):
     """Our BLOOM (HF folder or checkpoint) built inside deepspeed.zero.Init and filled one
     tensor at a time from rank 0 (training/init_from.py): no rank holds the whole base.
     None for an adapter folder (merged whole first, by load_model)."""
-    import torch.distributed as dist
-
     from bloomberg_style.artifacts import resolve
-    from bloomberg_style.model import ModelConfig
-    from bloomberg_style.training.engine_build import build_model
-    from bloomberg_style.training.init_from import base_model_config, load_initial_weights
+    from bloomberg_style.training.init_from import build_partitioned
 
     ref = resolve(base)
-    if ref.kind == "adapter":
-        return None
-    model = build_model(ModelConfig.from_dict(base_model_config(ref)), ds_config)
-    load_initial_weights(model, ref, dist.get_rank() if dist.is_initialized() else 0)
-    return model.eval()
+    return None if ref.kind == "adapter" else build_partitioned(ref, ds_config)
 
 
 def wrap_for_method(model, stage: StageSpec):

@@ -147,6 +147,20 @@ def load_initial_weights(model: torch.nn.Module, ref, rank: int) -> int:
     return len(params)
 
 
+def build_partitioned(ref, ds_config: dict[str, Any], model_cfg=None) -> torch.nn.Module:
+    """Our BLOOM at `ref` built for a ZeRO-3 engine with `ds_config` (inside deepspeed.zero.Init)
+    and filled one tensor at a time from rank 0: no rank holds the whole model. Used by SFT and
+    by ZeRO-3 evaluation; model_cfg defaults to the one stored with `ref`. In eval mode."""
+    import torch.distributed as dist
+
+    from bloomberg_style.model import ModelConfig
+    from bloomberg_style.training.engine_build import build_model
+
+    model = build_model(model_cfg or ModelConfig.from_dict(base_model_config(ref)), ds_config)
+    load_initial_weights(model, ref, dist.get_rank() if dist.is_initialized() else 0)
+    return model.eval()
+
+
 def describe(ref) -> str:
     where = Path(ref.weights)
     kind = "Hugging Face BLOOM folder" if ref.kind == "hf" else f"checkpoint {where.name}"
