@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -338,3 +339,93 @@ def tiny_hf_base_factory(tmp_path_factory):
 
 
 # ---- end of tiny Hugging Face bases (f-sft) ----
+
+
+# ---- tokenizer text: short finance and general lines (test_tokenizer*, split and merge) ----
+
+_WORDS_TEXT = """the of and to in a is that for on with as was by at from it an be are this which or has have
+market markets stock stocks share shares price prices bank banks bond bonds yield yields rate rates index
+investor investors trading trader traders revenue revenues profit profits loss losses earnings quarter
+quarterly annual fiscal year years month week day dollar dollars euro yen currency currencies inflation
+interest central federal reserve policy economy economic growth recession forecast analyst analysts
+company companies firm corporate board chief executive officer director report reported reports said says
+rose fell climbed dropped gained slipped jumped declined rallied tumbled surged eased steady higher lower
+percent billion million sales margin margins debt credit risk fund funds capital equity asset assets
+weather city museum art river mountain school students teacher music film history science research team
+season championship election government minister council village garden library hospital doctor water"""
+WORDS = _WORDS_TEXT.split()
+
+
+def synthetic_lines(n: int = 400, seed: int = 0) -> list[str]:
+    """Short finance and general sentences with numbers, currency, punctuation and some non-ASCII."""
+    rng = random.Random(seed)
+    companies = [
+        "Acme Corp",
+        "Globex",
+        "Initech",
+        "Umbrella Holdings",
+        "Stark Industries",
+        "Wayne Enterprises",
+    ]
+    indexes = ["The Dow", "The S&P 500", "The Nasdaq", "The FTSE 100", "The Nikkei 225", "The DAX"]
+    lines = []
+    for _ in range(n):
+        words = " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 12)))
+        kind = rng.randrange(4)
+        if kind == 0:
+            lines.append(
+                f"{rng.choice(indexes)} {words} {rng.uniform(0, 5):.2f}% to {rng.randint(1000, 40000):,}.\n"
+            )
+        elif kind == 1:
+            lines.append(
+                f"{rng.choice(companies)} {words}: ${rng.randint(1, 999)}.{rng.randint(0, 9)} billion "
+                f"(Q{rng.randint(1, 4)} {rng.randint(1990, 2024)}), EPS ${rng.uniform(0, 9):.2f}.\n"
+            )
+        elif kind == 2:
+            lines.append(
+                f"{words.capitalize()} — €{rng.randint(10, 500)},{rng.randint(0, 99):02d}; 日本 ¥{rng.randint(1, 9)}\n"
+            )
+        else:
+            lines.append(
+                f"{words.capitalize()}, {rng.choice(WORDS)} {rng.choice(WORDS)} since {rng.randint(1900, 2020)}.\n"
+            )
+    return lines
+
+
+def _tokenizer_samples() -> list[str]:
+    """Round-trip samples: synthetic lines plus empty, non-ASCII, NUL, EOD inside text, spacing."""
+    from tokenizer import EOD_TOKEN
+
+    return synthetic_lines()[:20] + [
+        "",
+        "日本 😀 \x00",
+        f"a{EOD_TOKEN}b",
+        "  leading and trailing  ",
+        "x , y . z",
+    ]
+
+
+TOKENIZER_SAMPLES = _tokenizer_samples()
+
+
+# ---- torchrun launches (test_restart, test_watchdog) ----
+
+COMMON = {"steps": 10, "save_interval": 3, "eval_interval": 100}
+
+
+def losses(run_dir: Path) -> dict[int, float]:
+    from bloomberg_style.training.metrics import read_jsonl
+
+    return {r["step"]: r["loss"] for r in read_jsonl(run_dir / "metrics.jsonl") if "loss" in r}
+
+
+def torchrun(config: Path, env: dict | None = None, extra: list[str] = (), timeout: int = 400):
+    """The documented single-node launch: torchrun --standalone ... --max-restarts 3."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "--max-restarts", "3", str(REPO / "launch" / "pretrain.py"), "--config", str(config), *extra]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=str(REPO),
+                          env=launch_env({"OMP_NUM_THREADS": "1", **(env or {})}))  # fmt: skip
+    assert proc.returncode == 0, (
+        f"torchrun failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    )
+    return proc

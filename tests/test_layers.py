@@ -168,3 +168,24 @@ def test_layers_are_written_down_in_the_docs() -> None:
         for name in names:
             if name in {_unit(m) for m in MODULES}:
                 assert f"`{name}`" in text, f"docs/architecture.md does not name the `{name}` layer"
+
+
+def test_tests_share_helpers_only_through_conftest() -> None:
+    """A test module that imports another test module runs that module's fixtures and module-level
+    setup again under a second name; what several test files use lives in tests/conftest.py."""
+    wrong = []
+    for path in sorted((REPO / "tests").glob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            wrong += [
+                f"{path.name}:{node.lineno} imports {n}"
+                for n in names
+                if n.split(".")[-1].startswith("test_")
+            ]
+    assert not wrong, "\n".join(wrong)

@@ -9,32 +9,12 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from bloomberg_style.training.distributed import free_port, remove_stale_shm_buffers
-from bloomberg_style.training.metrics import read_jsonl
 from bloomberg_style.training.watchdog import drills_for_this_process
-from tests.conftest import REPO, launch_env, tiny_run_config
-
-COMMON = {"steps": 10, "save_interval": 3, "eval_interval": 100}
-
-
-def losses(run_dir: Path) -> dict[int, float]:
-    return {r["step"]: r["loss"] for r in read_jsonl(run_dir / "metrics.jsonl") if "loss" in r}
-
-
-def torchrun(config: Path, env: dict | None = None, extra: list[str] = (), timeout: int = 400):
-    """The documented single-node launch: torchrun --standalone ... --max-restarts 3."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "--max-restarts", "3", str(REPO / "launch" / "pretrain.py"), "--config", str(config), *extra]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=str(REPO),
-                          env=launch_env({"OMP_NUM_THREADS": "1", **(env or {})}))  # fmt: skip
-    assert proc.returncode == 0, (
-        f"torchrun failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-    )
-    return proc
+from tests.conftest import COMMON, REPO, launch_env, losses, tiny_run_config, torchrun
 
 
 def test_drills_scoped_to_one_rank_and_the_first_attempt():

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import REPO, TOKENIZER_SAMPLES, synthetic_lines
 from tokenizer import (
     BYTE_SYMBOLS,
     EOD_ID,
@@ -33,62 +34,13 @@ from tokenizer import (
     train_unigram,
 )
 
-REPO = Path(__file__).resolve().parents[1]
 VOCAB = 800
 
 # ---------------------------------------------------------------- corpus
 
 
-_WORDS_TEXT = """the of and to in a is that for on with as was by at from it an be are this which or has have
-market markets stock stocks share shares price prices bank banks bond bonds yield yields rate rates index
-investor investors trading trader traders revenue revenues profit profits loss losses earnings quarter
-quarterly annual fiscal year years month week day dollar dollars euro yen currency currencies inflation
-interest central federal reserve policy economy economic growth recession forecast analyst analysts
-company companies firm corporate board chief executive officer director report reported reports said says
-rose fell climbed dropped gained slipped jumped declined rallied tumbled surged eased steady higher lower
-percent billion million sales margin margins debt credit risk fund funds capital equity asset assets
-weather city museum art river mountain school students teacher music film history science research team
-season championship election government minister council village garden library hospital doctor water"""
-WORDS = _WORDS_TEXT.split()
-
-
-def synthetic_lines(n: int = 400, seed: int = 0) -> list[str]:
-    """Short finance and general sentences with numbers, currency, punctuation and some non-ASCII."""
-    rng = random.Random(seed)
-    companies = [
-        "Acme Corp",
-        "Globex",
-        "Initech",
-        "Umbrella Holdings",
-        "Stark Industries",
-        "Wayne Enterprises",
-    ]
-    indexes = ["The Dow", "The S&P 500", "The Nasdaq", "The FTSE 100", "The Nikkei 225", "The DAX"]
-    lines = []
-    for _ in range(n):
-        words = " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 12)))
-        kind = rng.randrange(4)
-        if kind == 0:
-            lines.append(
-                f"{rng.choice(indexes)} {words} {rng.uniform(0, 5):.2f}% to {rng.randint(1000, 40000):,}.\n"
-            )
-        elif kind == 1:
-            lines.append(
-                f"{rng.choice(companies)} {words}: ${rng.randint(1, 999)}.{rng.randint(0, 9)} billion "
-                f"(Q{rng.randint(1, 4)} {rng.randint(1990, 2024)}), EPS ${rng.uniform(0, 9):.2f}.\n"
-            )
-        elif kind == 2:
-            lines.append(
-                f"{words.capitalize()} — €{rng.randint(10, 500)},{rng.randint(0, 99):02d}; 日本 ¥{rng.randint(1, 9)}\n"
-            )
-        else:
-            lines.append(
-                f"{words.capitalize()}, {rng.choice(WORDS)} {rng.choice(WORDS)} since {rng.randint(1900, 2020)}.\n"
-            )
-    return lines
-
-
 LINES = synthetic_lines()
+SAMPLES = TOKENIZER_SAMPLES
 
 
 @pytest.fixture(scope="module")
@@ -288,9 +240,6 @@ def test_decode_rejects_unknown_ids(tok: NumericUnigramTokenizer) -> None:
 
 
 # ---------------------------------------------------------------- save / load / transformers
-
-
-SAMPLES = LINES[:20] + ["", "日本 😀 \x00", f"a{EOD_TOKEN}b", "  leading and trailing  ", "x , y . z"]
 
 
 def test_save_load_identical_ids(tok: NumericUnigramTokenizer, tmp_path: Path) -> None:

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import host_env
-from tests.test_tokenizer import synthetic_lines
+from tests.conftest import host_env, synthetic_lines
 from tokenizer import train_split_merge
 
 REPO = Path(__file__).resolve().parents[1]

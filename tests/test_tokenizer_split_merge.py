@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from bloomberg_style.corpus import CorpusError
-from tests.test_tokenizer import SAMPLES, synthetic_lines
+from tests.conftest import TOKENIZER_SAMPLES as SAMPLES
+from tests.conftest import synthetic_lines
 from tokenizer import (
     BYTE_SYMBOLS,
     EOD_TOKEN,

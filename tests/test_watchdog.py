@@ -11,8 +11,7 @@ import pytest
 
 from bloomberg_style.config import ConfigError, FaultsSection
 from bloomberg_style.training.watchdog import HANG_EXIT_CODE, step_limit
-from tests.conftest import REPO, tiny_run_config
-from tests.test_restart import COMMON, losses, torchrun
+from tests.conftest import COMMON, REPO, losses, tiny_run_config, torchrun
 
 
 def test_limit_derived_from_the_median_step_time():
