@@ -10,7 +10,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
+from bloomberg_style.training import reshard
 from bloomberg_style.training.metrics import read_jsonl
 from tests.conftest import run_launcher, tiny_run_config
 
@@ -18,6 +20,9 @@ pytestmark = pytest.mark.slow
 
 TRAIN = {"steps": 4, "save_interval": 2, "eval_interval": 100, "micro_batch_size": 1,
          "global_batch_size": 4, "precision": "bf16", "zero_stage": 3}  # fmt: skip
+
+
+WEIGHT = "transformer.h.0.self_attention.dense.weight"  # hidden 64 in the tests' tiny model
 
 
 def losses(run_dir: Path) -> dict[int, float]:
@@ -54,17 +59,32 @@ def test_zero3_four_ranks_resume_on_two(tmp_path, small_data, reference):
     # The same checkpoint, resumed twice: on 2 ranks with ZeRO-3 and with ZeRO-2.
     runs = tmp_path / "runs"
     shutil.copytree(runs / "z3", runs / "z2")
-    # TODO(issue 13): resuming this checkpoint on 2 ranks with ZeRO-2 (copied to runs/z2) fails
-    # inside DeepSpeed's universal load with an AssertionError; not investigated yet.
-    for name, stage in (("z3", 3),):
+    for name, stage in (("z3", 3), ("z2", 2)):
         cfg = tiny_run_config(tmp_path, small_data, name=name, train={**TRAIN, "zero_stage": stage})
         proc = run_launcher(["--config", str(cfg)], ranks=2, timeout=900)
         out = proc.stdout + proc.stderr
         assert "resharding step_00000002" in out and "worker(s)" in out, out[-3000:]
         got = losses(runs / name)
         assert sorted(got) == [1, 2, 3, 4]
-        # The first step after the resume sees the same weights and data: equal within 1e-5.
-        assert got[3] == pytest.approx(reference[3], abs=1e-5), (name, got, reference)
+        # The first step after the resume sees the same weights and data: under ZeRO-3, equal
+        # within 1e-5. ZeRO-2 loads the same bf16 weights bit for bit (measured), but ZeRO-3
+        # runs every Linear through DeepSpeed's memory-efficient wrapper, a bf16 matmul and then
+        # the bias add (two roundings) where ZeRO-2 runs torch's fused addmm (one): 7.4e-5 apart
+        # on this step, the same on 2 and on 4 ZeRO-2 ranks (docs/cluster.md).
+        tolerance = 1e-5 if stage == 3 else 2e-4
+        assert got[3] == pytest.approx(reference[3], abs=tolerance), (name, got, reference)
         # Later steps: 2 ranks sum the bf16 gradients in another order than 4 do (measured
         # 6e-3 apart at step 4), so issue 13's 1e-5 holds only for the first resumed step.
         assert got[4] == pytest.approx(reference[4], abs=2e-2), (name, got, reference)
+    # The ZeRO-3 leg's universal folder has none of what ZeRO 0-2 needs; completing it in place
+    # (what a later ZeRO-2 resume of the same checkpoint does) adds it and keeps every value.
+    step2 = runs / "z3" / "checkpoints" / "step_00000002"
+    universal = step2 / "universal"
+    assert reshard.universal_ready(step2, 3) and not reshard.universal_ready(step2, 2)
+    before = torch.load(universal / "zero" / WEIGHT / "fp32.pt", weights_only=True)
+    reshard.convert(step2, workers=1, zero_stage=2)
+    assert reshard.universal_ready(step2, 2)
+    assert (universal / "mp_rank_00_model_states.pt").is_file()
+    after = torch.load(universal / "zero" / WEIGHT / "fp32.pt", weights_only=True)["param"]
+    assert after.shape == (64, 64) and torch.equal(after.flatten(), before.flatten())
+    assert float(torch.load(universal / "zero" / WEIGHT / "step.pt", weights_only=True)) == 2.0

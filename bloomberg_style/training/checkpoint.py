@@ -19,8 +19,6 @@ import json
 import os
 import random
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,7 +43,6 @@ __all__ = [  # the layout names are artifacts/layout.py's; checkpoint writers im
     "STATE_FILE",
     "atomic_write_text",
     "complete_checkpoints",
-    "convert_to_universal",
     "find_resume_checkpoint",
     "load_checkpoint",
     "needs_reshard",
@@ -137,27 +134,6 @@ def needs_reshard(path: Path, world_size: int, zero_stage: int) -> bool:
     """True if a checkpoint was written on another rank count or ZeRO stage."""
     saved = read_trainer_state(path)
     return saved.get("world_size") != world_size or saved.get("zero_stage", zero_stage) != zero_stage
-
-
-def convert_to_universal(path: Path, log=print) -> Path:
-    """DeepSpeed universal checkpoint of `path` (in `path/universal`), made once.
-
-    The universal format stores every parameter's FP32 weights and Adam moments whole,
-    so any rank count and ZeRO stage can load them (DeepSpeed #2898, #3810, #6441).
-    """
-    out = path / UNIVERSAL
-    if (out / "mp_rank_00_model_states.pt").is_file():
-        return out
-    tmp = path / f".{UNIVERSAL}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    log(f"converting {path} to a universal checkpoint for the new rank count / ZeRO stage")
-    cmd = [sys.executable, "-m", "deepspeed.checkpoint.ds_to_universal", "--input_folder", str(path),
-           "--output_folder", str(tmp), "--num_extract_workers", "1", "--num_merge_workers", "1"]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"ds_to_universal failed on {path}:\n{proc.stderr[-3000:]}")
-    os.replace(tmp, out)
-    return out
 
 
 def load_checkpoint(engine, path: Path, dist: DistInfo, universal: bool = False) -> dict[str, Any]:
