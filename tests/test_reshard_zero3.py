@@ -82,7 +82,7 @@ def test_zero3_four_ranks_resume_on_two(tmp_path, small_data, reference):
     universal = step2 / "universal"
     assert reshard.universal_ready(step2, 3) and not reshard.universal_ready(step2, 2)
     before = torch.load(universal / "zero" / WEIGHT / "fp32.pt", weights_only=True)
-    reshard.convert(step2, workers=1, zero_stage=2)
+    reshard.convert(step2, workers=2, zero_stage=2)
     assert reshard.universal_ready(step2, 2)
     assert (universal / "mp_rank_00_model_states.pt").is_file()
     after = torch.load(universal / "zero" / WEIGHT / "fp32.pt", weights_only=True)["param"]

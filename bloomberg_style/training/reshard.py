@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bloomberg_style.training import checkpoint as ckpt
@@ -58,15 +59,15 @@ def convert(path: Path, workers: int, zero_stage: int = 3, log=print) -> Path:
         if proc.returncode != 0:
             raise RuntimeError(f"ds_to_universal failed on {path}:\n{proc.stderr[-3000:]}")
         if zero_stage < 3:
-            loadable_by_zero012(tmp)
+            loadable_by_zero012(tmp, workers)
         os.replace(tmp, out)
     elif not universal_ready(path, zero_stage):  # converted earlier for a ZeRO-3 engine
         log(f"completing {out} for a ZeRO {zero_stage} engine")
-        loadable_by_zero012(out)
+        loadable_by_zero012(out, workers)
     return out
 
 
-def loadable_by_zero012(universal: Path) -> None:
+def loadable_by_zero012(universal: Path, workers: int = 1) -> None:
     """Fill the gaps that keep ds_to_universal's output of a ZeRO-3 checkpoint (DeepSpeed 0.19)
     from loading under ZeRO 0-2; every file stays loadable by ZeRO-3, so this is idempotent and
     an interrupted run of it leaves a folder ZeRO-3 can still use.
@@ -113,18 +114,25 @@ def loadable_by_zero012(universal: Path) -> None:
         _save_atomic(torch, state, state_file)
     adam = state.get(OPTIMIZER_STATE_DICT, {}).get("state") or {}
     step = next((s["step"] for s in adam.values() if "step" in s), None)
-    for folder in sorted(p for p in zero.iterdir() if p.is_dir()):
+
+    def complete(folder: Path) -> None:
         for key in ("fp32", "exp_avg", "exp_avg_sq"):
             file = folder / f"{key}.pt"
             if not file.is_file():
                 continue
-            value = torch.load(file, map_location="cpu", weights_only=True)
+            value = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
             if torch.is_tensor(value):
                 shape = shapes.get(folder.name)
                 full = value.view(shape) if shape is not None and shape.numel() == value.numel() else value
                 _save_atomic(torch, {PARAM: full}, file)
         if step is not None and not (folder / "step.pt").is_file():
             _save_atomic(torch, step, folder / "step.pt")
+
+    # One parameter per task (at 50B the files are 600 GB: I/O-bound, so threads; memory-mapped
+    # reads keep each task's memory at one tensor's page cache, not a copy).
+    folders = sorted(p for p in zero.iterdir() if p.is_dir())
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        list(pool.map(complete, folders))
     ckpt.atomic_write_text(universal / ZERO012_MARK, f"deepspeed {deepspeed.__version__}\n")
 
 
