@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from bloomberg_style.training.metrics import read_jsonl
-from tests.conftest import run_launcher, tiny_run_config
+from tests.conftest import losses, run_launcher, tiny_run_config
 
 pytestmark = pytest.mark.slow
-
-
-def losses(run_dir: Path) -> dict[int, float]:
-    return {r["step"]: r["loss"] for r in read_jsonl(run_dir / "metrics.jsonl") if "loss" in r}
 
 
 def test_resume_equals_straight_run(tmp_path, small_data):

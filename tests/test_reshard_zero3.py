@@ -7,14 +7,12 @@ losses must equal the straight 4-rank run's within 1e-5.
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
 
 from bloomberg_style.training import reshard
-from bloomberg_style.training.metrics import read_jsonl
-from tests.conftest import run_launcher, tiny_run_config
+from tests.conftest import losses, run_launcher, tiny_run_config
 
 pytestmark = pytest.mark.slow
 
@@ -23,10 +21,6 @@ TRAIN = {"steps": 4, "save_interval": 2, "eval_interval": 100, "micro_batch_size
 
 
 WEIGHT = "transformer.h.0.self_attention.dense.weight"  # hidden 64 in the tests' tiny model
-
-
-def losses(run_dir: Path) -> dict[int, float]:
-    return {r["step"]: r["loss"] for r in read_jsonl(run_dir / "metrics.jsonl") if "loss" in r}
 
 
 @pytest.fixture(scope="module")

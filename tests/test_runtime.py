@@ -17,13 +17,9 @@ from bloomberg_style.config import RunConfig
 from bloomberg_style.training import checkpoint as ckpt
 from bloomberg_style.training.metrics import read_jsonl
 from bloomberg_style.training.preemption import REQUEUE_EXIT_CODE
-from tests.conftest import REPO, host_env, launch_command, launch_env, run_launcher, tiny_run_config
+from tests.conftest import REPO, host_env, launch_command, launch_env, losses, run_launcher, tiny_run_config
 
 PAPER = REPO / "configs" / "pretrain" / "bloomberggpt-50b.yaml"
-
-
-def losses(run: Path) -> dict[int, float]:
-    return {r["step"]: r["loss"] for r in read_jsonl(run / "metrics.jsonl") if "loss" in r}
 
 
 def events(run: Path, kind: str) -> list[dict]:

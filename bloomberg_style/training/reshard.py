@@ -18,6 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from bloomberg_style.atomic import atomic_write_file
 from bloomberg_style.training import checkpoint as ckpt
 from bloomberg_style.training.distributed import DistInfo, barrier, broadcast_object
 
@@ -87,8 +88,12 @@ def loadable_by_zero012(universal: Path, workers: int = 1) -> None:
     import torch
     from deepspeed.checkpoint.constants import DS_VERSION, OPTIMIZER_STATE_DICT, PARAM
 
-    shapes: dict[str, torch.Size] = {}
-    for path in sorted(universal.glob("*model_states.pt")):
+    states = sorted(universal.glob("*model_states.pt"))
+    shapes: dict[str, torch.Size] = {}  # every rank's metadata file lists every parameter's shape
+    if states:
+        for group in torch.load(states[0], map_location="cpu", weights_only=True).get("param_shapes") or []:
+            shapes.update(group)
+    for path in states:
         name = path.name
         if name.startswith("zero_pp_rank_0_mp_rank_"):
             twin = universal / name.removeprefix("zero_pp_rank_0_")
@@ -96,10 +101,6 @@ def loadable_by_zero012(universal: Path, workers: int = 1) -> None:
             twin = universal / f"zero_pp_rank_0_{name}"
         else:
             continue
-        if not shapes:
-            meta = torch.load(path, map_location="cpu", weights_only=True)
-            for group in meta.get("param_shapes") or []:
-                shapes.update(group)
         if not twin.exists():
             try:
                 os.link(path, twin)
@@ -137,9 +138,7 @@ def loadable_by_zero012(universal: Path, workers: int = 1) -> None:
 
 
 def _save_atomic(torch, obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write_file(path, lambda tmp: torch.save(obj, tmp))
 
 
 def _optimizer_state_classes() -> list:
