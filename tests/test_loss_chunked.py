@@ -60,6 +60,15 @@ def test_per_token_nats_match_cross_entropy_without_reduction() -> None:
     )
 
 
+@pytest.mark.parametrize("recompute", [False, True])
+def test_no_tokens_give_zero_loss_and_zero_gradients(recompute: bool) -> None:
+    h, w = torch.zeros(0, 16, requires_grad=True), torch.randn(101, 16, requires_grad=True)
+    loss = lm_head_cross_entropy(h, w, torch.zeros(0, dtype=torch.long), torch.zeros(0), recompute=recompute)
+    loss.backward()
+    assert loss.item() == 0.0 and h.grad.shape == (0, 16)
+    assert w.grad is not None and w.grad.abs().max() == 0
+
+
 def test_second_backward_raises_instead_of_a_wrong_gradient() -> None:
     h, w, labels, weight = problem()
     loss = lm_head_cross_entropy(h.requires_grad_(), w, labels, weight, chunk=8)

@@ -76,6 +76,28 @@ def _chunk_grad(
     return probs.mul_(coeff[:, None])
 
 
+def _chunk_loss_and_grad(
+    logits: torch.Tensor, labels: torch.Tensor, coeff: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(per-token nats [chunk], log-sum-exp [chunk], d loss / d logits if coeff is given) in one pass.
+
+    In place on the chunk's FP32 logits, which the caller owns: subtract the row max,
+    exponentiate once, and the same exponentials give the log-sum-exp (max + log of their sum)
+    and, scaled by coeff / sum, the gradient (softmax - onehot) * coeff. logsumexp followed by
+    a second exp would read, allocate and exponentiate [chunk, vocab] twice.
+    """
+    picked = logits.gather(1, labels[:, None]).squeeze(1)
+    row_max = logits.amax(dim=-1)
+    exps = logits.sub_(row_max[:, None]).exp_()
+    total = exps.sum(dim=-1)
+    lse = row_max + total.log()
+    if coeff is None:
+        return lse - picked, lse, None
+    grad = exps.mul_((coeff / total)[:, None])
+    grad.scatter_add_(1, labels[:, None], -coeff[:, None].to(grad.dtype))
+    return lse - picked, lse, grad
+
+
 class ChunkedLMHeadCrossEntropy(torch.autograd.Function):
     """sum_i w_i * CE(hidden_i @ weight^T, label_i), never holding more than one chunk of logits.
 
@@ -101,26 +123,28 @@ class ChunkedLMHeadCrossEntropy(torch.autograd.Function):
         lse_all = torch.empty(n, dtype=torch.float32, device=hidden.device)
         if fused:
             grad_hidden = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
-            grad_weight = torch.zeros_like(weight) if ctx.needs_input_grad[1] else None
+            grad_weight = None
         for start in range(0, n, chunk):
             h, y, w = (
                 hidden[start : start + chunk],
                 labels[start : start + chunk],
                 token_weight[start : start + chunk],
             )
-            logits = (h @ weight.t()).float()  # [chunk, V]; a no-op cast in fp32
-            lse = torch.logsumexp(logits, dim=-1)
-            total += ((lse - logits.gather(1, y[:, None]).squeeze(1)) * w).sum()
+            logits = (h @ weight.t()).float()  # [chunk, V], a fresh tensor (a no-op cast in fp32)
+            nats, lse, g = _chunk_loss_and_grad(logits, y, w if fused else None)
+            total += (nats * w).sum()
             if fused:
-                g = _chunk_grad(logits, lse, y, w).to(hidden.dtype)
+                g = g.to(hidden.dtype)
                 if grad_hidden is not None:
                     torch.matmul(g, weight, out=grad_hidden[start : start + chunk])
-                if grad_weight is not None:
-                    grad_weight.addmm_(g.t(), h)
+                if ctx.needs_input_grad[1]:  # the first chunk's product starts the sum: no zero fill
+                    grad_weight = g.t() @ h if grad_weight is None else grad_weight.addmm_(g.t(), h)
             else:
                 lse_all[start : start + chunk] = lse
-            del logits
+            del logits, g
         ctx.fused, ctx.chunk = fused, chunk
+        if fused and ctx.needs_input_grad[1] and grad_weight is None:  # no tokens at all
+            grad_weight = torch.zeros_like(weight)
         if fused:
             ctx.grads = (grad_hidden, grad_weight)  # not inputs or outputs: plain attributes are fine
         elif need_grad:
@@ -137,9 +161,10 @@ class ChunkedLMHeadCrossEntropy(torch.autograd.Function):
             grad_hidden, grad_weight = ctx.grads
             ctx.grads = None
             scale = grad_loss.to(grad_hidden.dtype if grad_hidden is not None else grad_weight.dtype)
+            # In place: nothing else holds these buffers (they were released from ctx above).
             return (
-                None if grad_hidden is None else grad_hidden * scale,
-                None if grad_weight is None else grad_weight * scale,
+                None if grad_hidden is None else grad_hidden.mul_(scale),
+                None if grad_weight is None else grad_weight.mul_(scale),
                 None,
                 None,
                 None,
@@ -187,6 +212,5 @@ def lm_head_token_nats(
     out = torch.empty(hidden.shape[0], dtype=torch.float32, device=hidden.device)
     for start in range(0, hidden.shape[0], chunk):
         logits = (hidden[start : start + chunk] @ weight.t()).float()
-        picked = logits.gather(1, labels[start : start + chunk, None]).squeeze(1)
-        out[start : start + chunk] = torch.logsumexp(logits, dim=-1) - picked
+        out[start : start + chunk] = _chunk_loss_and_grad(logits, labels[start : start + chunk])[0]
     return out
