@@ -3,7 +3,8 @@
 Same shape, same weights, same batch, same optimizer (torch AdamW), one process. A step is
 forward + loss + backward + AdamW. The two models alternate step by step (and swap who goes
 first every repeat), so load from other processes falls on both alike; the table gives
-the median tokens/s of each and the median of the per-pair ratios. Peak memory is measured
+the median tokens/s of each, the median of the per-pair ratios and their quartiles (how
+noisy the machine was). Peak memory is measured
 for one step with and without activation checkpointing (CPU: peak RSS; CUDA: the
 allocator's peak), each in a fresh process: a clean heap, and the CPU measurement changes
 malloc's settings.
@@ -306,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", help="a ModelConfig preset instead of --shapes (with --batch, --seq)")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--seq", type=int, default=2048)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=9, help="alternating pairs timed per shape")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
@@ -350,7 +351,9 @@ def main(argv: list[str] | None = None) -> int:
         row = {"shape": shape, "ours": tokens / statistics.median(times["ours"])}
         if hf is not None:
             row["hf"] = tokens / statistics.median(times["hf"])
-            row["ratio"] = statistics.median(h / o for o, h in zip(times["ours"], times["hf"]))
+            pairs = [h / o for o, h in zip(times["ours"], times["hf"])]
+            row["ratio"] = statistics.median(pairs)
+            row["spread"] = statistics.quantiles(pairs, n=4)[::2] if len(pairs) > 1 else pairs * 2
         n = ours.num_parameters()
         peak = detect_peak_tflops() if device.type == "cuda" else None
         if peak is not None:
@@ -367,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     load_after = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     header = (
         f"{'shape':<12}{'L x D, heads':>14}{'batch x seq':>13}{'ours tok/s':>12}{'HF tok/s':>10}{'ratio':>7}"
-        f"{'model TFLOP/s':>15}"
+        f"{'pairs IQR':>11}{'model TFLOP/s':>15}"
         + ("" if args.no_memory else f"{'peak MiB ours/HF':>18}{'ckpt ours/HF':>14}")
         + (f"{'MFU':>7}" if any("mfu" in r for r in rows) else "")
     )
@@ -377,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         line = (
             f"{s.name:<12}{f'{s.layers} x {s.hidden}, {s.heads}':>14}{f'{s.batch} x {s.seq}':>13}"
             f"{r['ours']:>12.0f}{r.get('hf', float('nan')):>10.0f}{r.get('ratio', float('nan')):>7.2f}"
-            f"{r['tflops']:>15.3f}"
+            f"{'-'.join(f'{q:.2f}' for q in r.get('spread', [])) or 'n/a':>11}{r['tflops']:>15.3f}"
         )
         if memory:
             for ck, width in ((False, 18), (True, 14)):
@@ -388,7 +391,8 @@ def main(argv: list[str] | None = None) -> int:
             line += f"{r['mfu']:>7.1%}"
         print(line)
     print(
-        f"load average after: {load_after[0]:.1f}; ratio = median over alternating pairs of HF s/step / ours"
+        f"load average after: {load_after[0]:.1f}; ratio = median over alternating pairs of HF s/step / ours, "
+        "pairs IQR = their quartiles (a wide range: the machine was noisy, rerun)"
     )
     return 0
 
