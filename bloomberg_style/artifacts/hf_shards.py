@@ -11,7 +11,7 @@ while it is mapped, so with `reopen_bytes` the mapping is dropped whenever that 
 were read through it (and after every shard) and opened again: the peak is one shard's
 output plus a few reopen windows of source and temporaries, whatever the model's size
 (measured: growth ~5x the shard at small shards, where window = shard). Each file appears
-by an atomic rename.
+by an atomic rename (fsynced, as every checkpoint write: bloomberg_style.atomic).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from __future__ import annotations
 import gc
 import json
 import math
-import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -27,6 +26,8 @@ from typing import Any
 
 import torch
 from tqdm import tqdm
+
+from ..atomic import atomic_write_file, atomic_write_text
 
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
@@ -93,8 +94,6 @@ def write_safetensors_shards(
 
     reopen_bytes > 0: drop and reopen `open_weights()` after that many source bytes and after
     each shard (memory-mapped sources); 0: open once."""
-    from safetensors.torch import save_file
-
     shards = plan_shards(shapes, dtype.itemsize, max_shard_bytes)
     files = shard_file_names(len(shards))
     weight_map: dict[str, str] = {}
@@ -120,9 +119,7 @@ def write_safetensors_shards(
                 weights, read = None, 0
                 gc.collect()
             bar.update()
-        tmp = out / f".{file}.tmp"
-        save_file(tensors, str(tmp), metadata={"format": "pt", **(metadata or {})})
-        os.replace(tmp, out / file)
+        _save_shard(out / file, tensors, {"format": "pt", **(metadata or {})})
         weight_map.update(dict.fromkeys(names, file))
         del tensors
         if reopen_bytes:
@@ -131,10 +128,14 @@ def write_safetensors_shards(
     bar.close()
     if len(files) > 1:
         index = {"metadata": {"total_size": total}, "weight_map": weight_map}
-        tmp = out / f".{INDEX_FILE}.tmp"
-        tmp.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, out / INDEX_FILE)
+        atomic_write_text(out / INDEX_FILE, json.dumps(index, indent=2, sort_keys=True) + "\n")
     return files
+
+
+def _save_shard(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    from safetensors.torch import save_file
+
+    atomic_write_file(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
 def remove_stale_weights(out: Path) -> None:
