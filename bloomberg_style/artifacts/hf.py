@@ -211,23 +211,45 @@ def save_hf_folder(
     return out
 
 
+def _safetensors_keys(folder: Path) -> dict[str, Path] | None:
+    """HF name -> the safetensors file holding it (a shard index or one model.safetensors), or
+    None when the folder has no safetensors weights."""
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        return {key: folder / file for key, file in weight_map.items()}
+    single = folder / "model.safetensors"
+    if single.is_file():
+        from safetensors import safe_open
+
+        with safe_open(str(single), framework="pt") as f:
+            return dict.fromkeys(f.keys(), single)
+    return None
+
+
 def _read_weights(folder: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of a HF folder: safetensors (index or single file), else pytorch_model.bin
+    (sharded or not) through torch's weights-only loader."""
     from safetensors.torch import load_file
 
-    for index_name, loader in (
-        ("model.safetensors.index.json", load_file),
-        ("pytorch_model.bin.index.json", lambda p: torch.load(p, map_location="cpu", weights_only=True)),
-    ):
-        index = folder / index_name
-        if index.exists():
-            state: dict[str, torch.Tensor] = {}
-            for shard in sorted(set(json.loads(index.read_text())["weight_map"].values())):
-                state.update(loader(str(folder / shard)))
-            return state
-    if (folder / "model.safetensors").exists():
-        return load_file(str(folder / "model.safetensors"))
-    if (folder / "pytorch_model.bin").exists():
-        return torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
+    files = _safetensors_keys(folder)
+    if files is not None:
+        state: dict[str, torch.Tensor] = {}
+        for file in sorted(set(files.values())):
+            state.update(load_file(str(file)))
+        return state
+
+    def load_bin(file: Path) -> dict[str, torch.Tensor]:
+        return torch.load(file, map_location="cpu", weights_only=True)
+
+    index = folder / "pytorch_model.bin.index.json"
+    if index.is_file():
+        state = {}
+        for shard in sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())):
+            state.update(load_bin(folder / shard))
+        return state
+    if (folder / "pytorch_model.bin").is_file():
+        return load_bin(folder / "pytorch_model.bin")
     raise FileNotFoundError(f"{folder}: no model.safetensors, pytorch_model.bin or shard index found")
 
 
@@ -256,16 +278,9 @@ def open_hf_weights(path: str | Path) -> dict[str, Any]:
     """Our names -> tensors of a HF BLOOM folder, read lazily from safetensors (tied head
     included); .bin folders are read whole (weights_only)."""
     folder = Path(path)
-    index = folder / "model.safetensors.index.json"
-    if index.is_file():
-        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-        raw: dict[str, Any] = {k: SafetensorsTensor(folder / f, k) for k, f in weight_map.items()}
-    elif (folder / "model.safetensors").is_file():
-        from safetensors import safe_open
-
-        with safe_open(str(folder / "model.safetensors"), framework="pt") as f:
-            keys = list(f.keys())
-        raw = {k: SafetensorsTensor(folder / "model.safetensors", k) for k in keys}
+    files = _safetensors_keys(folder)
+    if files is not None:
+        raw: dict[str, Any] = {key: SafetensorsTensor(file, key) for key, file in files.items()}
     else:
         raw = _read_weights(folder)
     out = {our_key(key): value for key, value in raw.items()}
