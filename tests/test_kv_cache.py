@@ -101,6 +101,27 @@ def test_batched_greedy_equals_each_prompt_alone(impl):
         greedy_generate(model, [[1], []], 4)
 
 
+def test_stop_when_ends_rows_and_the_batch_early():
+    """A stop condition on the new ids (a stop string, in evaluation) keeps each answer up to the
+    token that met it, and the batch stops decoding once every row has met it."""
+    model = tiny("sdpa", seed=2)
+    g = torch.Generator().manual_seed(0)
+    prompts = [torch.randint(1, 300, (n,), generator=g).tolist() for n in (3, 11, 7)]
+    full = greedy_generate(model, prompts, 24)
+    forwards = []
+    hook = model.register_forward_hook(lambda *_: forwards.append(1))
+    try:
+        cut = greedy_generate(
+            model, prompts, 24, stop_when=lambda new: len(new) >= 2 and new[-1] == new[-2] or len(new) == 4
+        )
+    finally:
+        hook.remove()
+    for got, ref in zip(cut, full):
+        expected = next(ref[:n] for n in range(1, 25) if (n >= 2 and ref[n - 1] == ref[n - 2]) or n == 4)
+        assert got == expected
+    assert len(forwards) == max(len(a) for a in cut) < 24
+
+
 def test_batched_greedy_on_a_transformers_model():
     from transformers import LlamaConfig, LlamaForCausalLM
 

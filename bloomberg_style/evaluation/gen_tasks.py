@@ -210,10 +210,9 @@ def score_generation_task(
     if getattr(model, "agree", None) is None:  # the whole model here: the KV-cache decoder
         from bloomberg_style.model.generate import greedy_generate as cached_greedy
 
-        # Rows past their stop string keep decoding to max_new_tokens (cut below): the cached
-        # step costs one token, so that is cheaper than re-reading the context without a cache.
         new_ids = cached_greedy(model, prompts, task.max_new_tokens, stop_ids=(tokenizer.eod_id,),
-                                vocab_limit=tokenizer.vocab_size, batch_size=batch_size)  # fmt: skip
+                                vocab_limit=tokenizer.vocab_size, batch_size=batch_size,
+                                stop_when=stopped)  # fmt: skip
     else:  # ZeRO-3 (evaluation/sharded.py): ranks agree on every step's tokens
         new_ids = greedy_generate(
             model, prompts, task.max_new_tokens, stop_ids=(tokenizer.eod_id,), stop_when=stopped,

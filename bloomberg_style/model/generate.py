@@ -12,7 +12,7 @@ causal LM (its own `generate`, left-padded the same way).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 
@@ -28,12 +28,15 @@ def greedy_generate(
     pad_id: int = 0,
     vocab_limit: int = 0,
     batch_size: int = 16,
+    stop_when: Callable[[list[int]], bool] | None = None,
 ) -> list[list[int]]:
     """The greedy continuation of each prompt (token ids), cut before its first stop id.
 
     Prompts are decoded `batch_size` at a time, longest first (less padding); the answers
     come back in the prompts' order. vocab_limit > 0 never picks ids >= vocab_limit (the
     embedding's padding rows the tokenizer lacks). pad_id only fills positions nobody reads.
+    stop_when(new ids) true ends a row there, that token kept (a stop string: a task's answer
+    ends at a newline long before max_new_tokens); a batch ends when all its rows have.
     A transformers model also stops at its generation_config's eos_token_id.
     """
     if max_new_tokens < 1:
@@ -55,11 +58,14 @@ def greedy_generate(
             rows = order[start : start + batch_size]
             ids, mask = left_pad([prompts[i] for i in rows], pad_id, _device(model))
             if hf:
-                new = _hf_greedy(model, ids, mask, max_new_tokens, stops, pad_id, vocab_limit)
+                new = _hf_greedy(model, ids, mask, max_new_tokens, stops, pad_id, vocab_limit).tolist()
+                ends = [_stop_length(tokens, stop_when) for tokens in new]
             else:
-                new = _cached_greedy(model, ids, mask, max_new_tokens, stops, pad_id, vocab_limit)
-            for row, tokens in zip(rows, new.tolist()):
-                answers[row] = cut_at_stop(tokens, stops)
+                new, ends = _cached_greedy(
+                    model, ids, mask, max_new_tokens, stops, pad_id, vocab_limit, stop_when
+                )
+            for row, tokens, end in zip(rows, new, ends):
+                answers[row] = cut_at_stop(tokens[:end], stops)
     finally:
         model.train(was_training)
     return answers
@@ -87,11 +93,25 @@ def cut_at_stop(tokens: list[int], stops: Sequence[int]) -> list[int]:
     return tokens
 
 
-def _cached_greedy(model, ids, mask, max_new_tokens, stops, pad_id, vocab_limit) -> torch.Tensor:
-    """New tokens [batch, <= max_new_tokens] from our BLOOM with a KV cache; stops when every row stopped."""
+def _stop_length(tokens: list[int], stop_when: Callable[[list[int]], bool] | None) -> int | None:
+    """How many of tokens a row keeps under stop_when (None: all), checked as they were generated."""
+    if stop_when is not None:
+        for n in range(1, len(tokens) + 1):
+            if stop_when(tokens[:n]):
+                return n
+    return None
+
+
+def _cached_greedy(
+    model, ids, mask, max_new_tokens, stops, pad_id, vocab_limit, stop_when=None
+) -> tuple[list[list[int]], list[int | None]]:
+    """(new tokens per row, each row's stop_when length or None) from our BLOOM with a KV cache;
+    the loop ends when every row has emitted a stop id or met stop_when."""
     cache = KVCache(capacity=ids.shape[1] + max_new_tokens)
     stop_ids = torch.tensor(stops, dtype=torch.long, device=ids.device)
     done = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
+    rows: list[list[int]] = [[] for _ in range(ids.shape[0])]
+    ends: list[int | None] = [None] * ids.shape[0]
     step, out = ids, []
     for _ in range(max_new_tokens):
         logits = model(step, attention_mask=mask, cache=cache, logits_to_keep=1)[:, -1].float()
@@ -100,11 +120,18 @@ def _cached_greedy(model, ids, mask, max_new_tokens, stops, pad_id, vocab_limit)
         token = torch.where(done, torch.full_like(done, pad_id, dtype=torch.long), logits.argmax(dim=-1))
         out.append(token)
         done |= torch.isin(token, stop_ids)
+        if stop_when is not None:  # one host read per step, as done.all() below already costs
+            for r, (t, stopped) in enumerate(zip(token.tolist(), done.tolist())):
+                if ends[r] is None and not stopped:
+                    rows[r].append(t)
+                    if stop_when(rows[r]):
+                        ends[r] = len(rows[r])
+            done |= torch.tensor([e is not None for e in ends], device=done.device)
         if bool(done.all()):
             break
         step = token[:, None]
         mask = torch.cat([mask, torch.ones_like(step)], dim=1)  # generated tokens are real, even after a stop
-    return torch.stack(out, dim=1)
+    return torch.stack(out, dim=1).tolist(), ends
 
 
 def _hf_greedy(model, ids, mask, max_new_tokens, stops, pad_id, vocab_limit) -> torch.Tensor:
