@@ -210,3 +210,33 @@ def test_speed_benchmark_runs_and_reports_a_ratio(capsys) -> None:
     assert ours > 0 and theirs > 0 and ratio > 0
     with pytest.raises(SystemExit):
         main(["--shapes", "huge"])
+
+
+GPU_IMAGE_LACKS = ("deepspeed", "megatron", "flash_attn", "wandb", "bitsandbytes")
+
+
+def test_speed_benchmark_needs_none_of_what_the_gpu_image_lacks() -> None:
+    """The GPU check (benchmarks/gpu_check.sh) runs on an image with torch, triton and
+    transformers only: the benchmark runs with deepspeed, megatron-core, flash-attn, wandb and
+    bitsandbytes unimportable, and --gpu without CUDA refuses with exit code 2."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        code = (
+            "import runpy, sys\n"
+            f"for name in {GPU_IMAGE_LACKS!r}: sys.modules[name] = None\n"
+            f"sys.argv = ['model_speed.py', *{list(args)!r}]\n"
+            "sys.exit(runpy.run_path('benchmarks/model_speed.py', run_name='model_speed')['main']())\n"
+        )
+        return subprocess.run(
+            [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300
+        )
+
+    ok = run("--shapes", "micro", "--repeats", "2", "--threads", "1", "--no-memory")
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert any(line.startswith("micro") for line in ok.stdout.splitlines())
+    refused = run("--gpu")
+    assert refused.returncode == 2 and "needs a CUDA device" in refused.stderr
