@@ -11,6 +11,7 @@ malloc's settings.
 
     python benchmarks/model_speed.py                        # CPU shapes, fp32
     python benchmarks/model_speed.py --threads 1 --repeats 9
+    python benchmarks/model_speed.py --plot model_speed.png   # the table as a bar chart too
     python benchmarks/model_speed.py --device cuda --dtype bfloat16 --preset ladder-1.3b \\
         --batch 4 --seq 2048 --no-hf                       # GPU: tokens/s and MFU of a preset
     python benchmarks/model_speed.py --gpu                  # GPU check: every path, one table
@@ -297,6 +298,35 @@ def gpu_main(args: argparse.Namespace) -> int:
     return 0
 
 
+def plot_rows(rows: list[dict], path: Path) -> None:
+    """Tokens/s of ours and HF per shape as bars, each pair labelled with its median ratio and
+    the pair ratios' quartiles: the table, for people who read plots."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r["shape"].name for r in rows]
+    x = range(len(rows))
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.8 + 1.6 * len(rows)), 4.5))
+    ax.bar([i - 0.2 for i in x], [r["ours"] for r in rows], width=0.4, label="ours")
+    ax.bar([i + 0.2 for i in x], [r.get("hf", 0) for r in rows], width=0.4, label="HF BloomForCausalLM")
+    for i, r in zip(x, rows):
+        if "ratio" in r:
+            q1, q3 = r["spread"]
+            ax.annotate(f"{r['ratio']:.2f}x\n({q1:.2f}-{q3:.2f})", (i, max(r["ours"], r["hf"])),
+                        ha="center", va="bottom", fontsize=9)  # fmt: skip
+    ax.set_xticks(list(x), names)
+    ax.set_ylabel("training tokens/s (forward, loss, backward, AdamW)")
+    ax.set_title(f"{rows[0]['label']}\nratio: median of the alternating pairs (their quartiles)", fontsize=9)
+    ax.set_ylim(0, 1.4 * max(max(r["ours"], r.get("hf", 0)) for r in rows))
+    ax.legend(loc="upper right", ncol=2, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    print(f"plot: {path}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -315,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true", help="our blocks torch.compile'd (inductor)")
     parser.add_argument("--no-hf", action="store_true", help="ours only (e.g. a preset too big for HF eager)")
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--plot", type=Path, help="also draw the CPU table as a bar chart (PNG)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -394,6 +425,10 @@ def main(argv: list[str] | None = None) -> int:
         f"load average after: {load_after[0]:.1f}; ratio = median over alternating pairs of HF s/step / ours, "
         "pairs IQR = their quartiles (a wide range: the machine was noisy, rerun)"
     )
+    if args.plot:
+        for r in rows:
+            r["label"] = f"torch {torch.__version__}, {args.dtype}, {torch.get_num_threads()} threads"
+        plot_rows(rows, args.plot)
     return 0
 
 

@@ -196,14 +196,19 @@ def test_from_pretrained_explains_an_unknown_folder(tmp_path) -> None:
         load_pretrained(tmp_path / "missing")
 
 
-def test_speed_benchmark_runs_and_reports_a_ratio(capsys) -> None:
+def test_speed_benchmark_runs_and_reports_a_ratio(capsys, tmp_path) -> None:
     """benchmarks/model_speed.py end to end on a toy shape (timing only; memory is tested in test_model)."""
     import runpy
 
     from tests.conftest import REPO
 
     main = runpy.run_path(str(REPO / "benchmarks" / "model_speed.py"), run_name="model_speed")["main"]
-    assert main(["--shapes", "micro", "--repeats", "2", "--threads", "1", "--no-memory"]) == 0
+    png = tmp_path / "speed.png"
+    assert (
+        main(["--shapes", "micro", "--repeats", "2", "--threads", "1", "--no-memory", "--plot", str(png)])
+        == 0
+    )
+    assert png.stat().st_size > 10_000
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("micro"))
     ours, theirs, ratio = (float(x) for x in row.split()[8:11])
