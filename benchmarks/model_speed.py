@@ -298,7 +298,7 @@ def gpu_main(args: argparse.Namespace) -> int:
     return 0
 
 
-def plot_rows(rows: list[dict], path: Path) -> None:
+def plot_rows(rows: list[dict], path: Path, title: str) -> None:
     """Tokens/s of ours and HF per shape as bars, each pair labelled with its median ratio and
     the pair ratios' quartiles: the table, for people who read plots."""
     import matplotlib
@@ -318,7 +318,7 @@ def plot_rows(rows: list[dict], path: Path) -> None:
                         ha="center", va="bottom", fontsize=9)  # fmt: skip
     ax.set_xticks(list(x), names)
     ax.set_ylabel("training tokens/s (forward, loss, backward, AdamW)")
-    ax.set_title(f"{rows[0]['label']}\nratio: median of the alternating pairs (their quartiles)", fontsize=9)
+    ax.set_title(f"{title}\nratio: median of the alternating pairs (their quartiles)", fontsize=9)
     ax.set_ylim(0, 1.4 * max(max(r["ours"], r.get("hf", 0)) for r in rows))
     ax.legend(loc="upper right", ncol=2, fontsize=8)
     fig.tight_layout()
@@ -426,9 +426,9 @@ def main(argv: list[str] | None = None) -> int:
         "pairs IQR = their quartiles (a wide range: the machine was noisy, rerun)"
     )
     if args.plot:
-        for r in rows:
-            r["label"] = f"torch {torch.__version__}, {args.dtype}, {torch.get_num_threads()} threads"
-        plot_rows(rows, args.plot)
+        plot_rows(
+            rows, args.plot, f"torch {torch.__version__}, {args.dtype}, {torch.get_num_threads()} threads"
+        )
     return 0
 
 

@@ -232,25 +232,24 @@ def _read_weights(folder: Path) -> dict[str, torch.Tensor]:
     (sharded or not) through torch's weights-only loader."""
     from safetensors.torch import load_file
 
-    files = _safetensors_keys(folder)
-    if files is not None:
-        state: dict[str, torch.Tensor] = {}
-        for file in sorted(set(files.values())):
-            state.update(load_file(str(file)))
-        return state
-
     def load_bin(file: Path) -> dict[str, torch.Tensor]:
         return torch.load(file, map_location="cpu", weights_only=True)
 
-    index = folder / "pytorch_model.bin.index.json"
-    if index.is_file():
-        state = {}
-        for shard in sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())):
-            state.update(load_bin(folder / shard))
-        return state
-    if (folder / "pytorch_model.bin").is_file():
-        return load_bin(folder / "pytorch_model.bin")
-    raise FileNotFoundError(f"{folder}: no model.safetensors, pytorch_model.bin or shard index found")
+    files = _safetensors_keys(folder)
+    bin_index = folder / "pytorch_model.bin.index.json"
+    if files is not None:
+        shards, loader = sorted(set(files.values())), lambda file: load_file(str(file))
+    elif bin_index.is_file():
+        weight_map = json.loads(bin_index.read_text(encoding="utf-8"))["weight_map"]
+        shards, loader = sorted({folder / name for name in weight_map.values()}), load_bin
+    elif (folder / "pytorch_model.bin").is_file():
+        shards, loader = [folder / "pytorch_model.bin"], load_bin
+    else:
+        raise FileNotFoundError(f"{folder}: no model.safetensors, pytorch_model.bin or shard index found")
+    state: dict[str, torch.Tensor] = {}
+    for shard in shards:
+        state.update(loader(shard))
+    return state
 
 
 class SafetensorsTensor:

@@ -143,9 +143,9 @@ class ChunkedLMHeadCrossEntropy(torch.autograd.Function):
                 lse_all[start : start + chunk] = lse
             del logits, g
         ctx.fused, ctx.chunk = fused, chunk
-        if fused and ctx.needs_input_grad[1] and grad_weight is None:  # no tokens at all
-            grad_weight = torch.zeros_like(weight)
         if fused:
+            if ctx.needs_input_grad[1] and grad_weight is None:  # no tokens at all
+                grad_weight = torch.zeros_like(weight)
             ctx.grads = (grad_hidden, grad_weight)  # not inputs or outputs: plain attributes are fine
         elif need_grad:
             ctx.save_for_backward(hidden, weight, labels, token_weight, lse_all)
