@@ -13,6 +13,7 @@ import time
 import pytest
 
 from bloomberg_style.training.distributed import free_port, remove_stale_shm_buffers
+from bloomberg_style.training.metrics import read_jsonl
 from bloomberg_style.training.watchdog import drills_for_this_process
 from tests.conftest import COMMON, REPO, launch_env, losses, tiny_run_config, torchrun
 
@@ -70,3 +71,20 @@ def test_torchrun_restarts_after_one_rank_is_killed_every_time(tmp_path, small_d
         diff = max(abs(got[s] - expected[s]) for s in expected)
         print(f"repetition {repetition} ({drill}): max |loss difference| = {diff}")
         assert diff == 0.0
+
+
+@pytest.mark.slow
+def test_preempted_run_under_torchrun_ends_instead_of_restarting(tmp_path, small_data):
+    """A STOP under torchrun --max-restarts: checkpoint, REQUEUE, exit 0, and no restart in the job
+    (an exit of 75 made the agent start the run again inside the job that was ending)."""
+    cfg = tiny_run_config(tmp_path, small_data, name="stopped", train=COMMON)
+    run = tmp_path / "runs" / "stopped"
+    run.mkdir(parents=True)
+    (run / "STOP").touch()  # what the job script leaves when SLURM signals the time limit
+    log = (lambda p: p.stdout + p.stderr)(torchrun(cfg))
+    assert "exiting for requeue" in log and "resumed from" not in log, log[-3000:]
+    assert (run / "REQUEUE").read_text().startswith("STOP file at step ")
+    assert not (run / "STOP").exists()
+    assert len(losses(run)) < COMMON["steps"]  # it stopped early and stayed stopped
+    kinds = [e["event"] for e in read_jsonl(run / "events.jsonl")]
+    assert kinds.count("preempted") == 1 and "resume" not in kinds

@@ -103,6 +103,8 @@ def test_real_slurm_runs_preempts_requeues_and_resumes(tmp_path, small_data, slu
         time.sleep(2)
     log = (tmp_path / f"job-{job}.out").read_text()
     assert "requeueing job" in log and "restart 1" in log, log[-3000:]
+    # The requeued job starts from the pre-emption checkpoint: the ending job did not go on training.
+    assert f"-> {run} (checkpoint step {preempted[0]['step']})" in log.split("(restart 1)")[1], log[-3000:]
     steps = [r["step"] for r in read_jsonl(run / "metrics.jsonl") if "loss" in r]
     assert steps == list(range(1, 301)), log[-3000:]  # resumed where the checkpoint was, finished
     assert any(e["event"] == "resume" for e in read_jsonl(run / "events.jsonl"))

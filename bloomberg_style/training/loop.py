@@ -30,7 +30,7 @@ from bloomberg_style.training.faults import FaultDrills
 from bloomberg_style.training.memory_report import report_memory
 from bloomberg_style.training.metrics import MetricsLogger
 from bloomberg_style.training.plot import plot_losses
-from bloomberg_style.training.preemption import REQUEUE_EXIT_CODE, REQUEUE_FILE, RunStopped, StopRequest
+from bloomberg_style.training.preemption import REQUEUE_FILE, RunStopped, StopRequest, requeue_exit_code
 from bloomberg_style.training.prefetch import BatchPrefetcher, pin_memory_available
 from bloomberg_style.training.probes import engine_settings, layernorm_norms
 from bloomberg_style.training.state import EngineKnobs, RunState, TrainerState
@@ -300,7 +300,7 @@ class Trainer:
             (self.run_dir / REQUEUE_FILE).write_text(f"{who} at step {step}\n")
         self.metrics.event(step, "preempted", label="preempted", reason=who)
         self.say(f"stop requested ({reason or 'on another rank'}): checkpoint written, exiting for requeue")
-        raise RunStopped(REQUEUE_EXIT_CODE, f"pre-empted: {reason}")
+        raise RunStopped(requeue_exit_code(), f"pre-empted: {reason}")
 
     def summary(self) -> dict[str, Any]:
         c = self.counters

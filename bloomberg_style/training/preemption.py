@@ -1,19 +1,31 @@
 """Stop requests from outside: SIGTERM / SIGUSR1 (SLURM pre-emption or time limit) or a
 STOP file in the run folder (for launchers that do not forward signals).
 
-The trainer polls `requested()` once per step, agrees across ranks, writes a checkpoint
-and exits with REQUEUE_EXIT_CODE so the job script can requeue itself.
+The trainer polls `requested()` once per step, agrees across ranks, writes a checkpoint,
+leaves a REQUEUE file and exits with `requeue_exit_code()` so the job script can requeue itself.
 """
 
 from __future__ import annotations
 
+import os
 import signal
+from collections.abc import Mapping
 from pathlib import Path
 
 REQUEUE_EXIT_CODE = 75  # EX_TEMPFAIL: "try again later"
 STOP_FILE = "STOP"
 # Written when the run exits for requeue; launchers such as torchrun do not pass exit codes on.
 REQUEUE_FILE = "REQUEUE"
+
+
+def requeue_exit_code(env: Mapping[str, str] = os.environ) -> int:
+    """REQUEUE_EXIT_CODE for a plain launch; 0 under torchrun's elastic agent.
+
+    The agent restarts the workers after any non-zero exit while `--max-restarts` lasts, so a
+    pre-empted run exiting 75 would start again inside the job that is about to be killed. Under
+    the agent the REQUEUE file alone tells the job script what happened.
+    """
+    return 0 if env.get("TORCHELASTIC_RUN_ID") else REQUEUE_EXIT_CODE
 
 
 class RunStopped(Exception):

@@ -6,7 +6,8 @@ hostfile (gpt-neox #891, #1203). torchrun restarts the workers itself (`--max-re
 MAX_RESTARTS) after a dead rank or a hang (training/watchdog.py), and gives them
 STOP_GRACE_S seconds between SIGTERM and SIGKILL (`--shutdown-timeout`) so the pre-emption
 checkpoint can be written. The job script turns a time-limit signal into a STOP file (the
-trainer checkpoints and exits with REQUEUE_EXIT_CODE) and requeues itself, after a failure
+trainer checkpoints, leaves a REQUEUE file and exits 0, so torchrun does not restart it) and
+requeues itself, after a failure
 too, until MAX_FAILED_REQUEUES jobs in a row made no progress (`requeue_decision`).
 
     python -m bloomberg_style.training.slurm --config C.yaml [--set k=v ...] [--exec]
