@@ -16,8 +16,18 @@ import pytest
 from bloomberg_style.config import RunConfig
 from bloomberg_style.training import checkpoint as ckpt
 from bloomberg_style.training.metrics import read_jsonl
-from bloomberg_style.training.preemption import REQUEUE_EXIT_CODE
-from tests.conftest import REPO, host_env, launch_command, launch_env, losses, run_launcher, tiny_run_config
+from bloomberg_style.training.preemption import GAVE_UP_FILE, REQUEUE_EXIT_CODE
+from bloomberg_style.training.slurm import requeue_decision
+from tests.conftest import (
+    REPO,
+    host_env,
+    launch_command,
+    launch_env,
+    losses,
+    run_launcher,
+    run_script,
+    tiny_run_config,
+)
 
 PAPER = REPO / "configs" / "pretrain" / "bloomberggpt-50b.yaml"
 
@@ -152,6 +162,31 @@ def test_nan_step_is_skipped_and_spike_rolls_back(tmp_path, small_data):
     assert state["skipped_windows"] == [[8 * 4, 10 * 4]]  # the spike's data is jumped over
     assert state["consumed_samples"] == 14 * 4  # 12 steps + the 2-step skipped window
     assert state["tokens_seen"] == 11 * 4 * 64  # the NaN step trained on nothing
+
+
+@pytest.mark.slow
+def test_giving_up_leaves_a_marker_that_restarts_and_requeues_respect(tmp_path, small_data):
+    """Out of rollbacks: exit 1 and a GAVE_UP file; a restart refuses at once (exit 2, the file
+    named), Slurm does not requeue; deleting the file resumes the run."""
+    cfg = tiny_run_config(
+        tmp_path, small_data, name="gives_up",
+        train={"steps": 12, "save_interval": 4, "eval_interval": 12},
+        faults={"spike_window": 3, "spike_sigma": 3.0, "spike_min_ratio": 1.5, "max_rollbacks": 0},
+    )  # fmt: skip
+    run = tmp_path / "runs" / "gives_up"
+    first = run_script("pretrain.py", ["--config", str(cfg)], env={"BLOOMBERG_STYLE_INJECT": "spike@10"})
+    assert first.returncode == 1, (first.stdout + first.stderr)[-3000:]
+    marker = (run / GAVE_UP_FILE).read_text()
+    assert marker.startswith("step 10: loss ") and "0 rollbacks already, giving up" in marker
+    assert [e["step"] for e in events(run, "gave_up")] == [10] and not events(run, "rollback")
+    again = run_script("pretrain.py", ["--config", str(cfg)])
+    assert again.returncode == 2 and "Traceback" not in again.stderr, again.stderr[-3000:]
+    assert f"{run / GAVE_UP_FILE}: this run gave up (step 10: loss " in again.stderr
+    requeue, why = requeue_decision(run, 1, 8, 3)
+    assert not requeue and "the run gave up (step 10" in why
+    (run / GAVE_UP_FILE).unlink()
+    run_launcher(["--config", str(cfg)])  # the way out the message gives: resumes at step 8
+    assert sorted(losses(run)) == list(range(1, 13)) and events(run, "resume")
 
 
 @pytest.mark.slow

@@ -21,6 +21,7 @@ from bloomberg_style.config import RunConfig
 from bloomberg_style.training.distributed import DistInfo, barrier
 from bloomberg_style.training.loop import Trainer
 from bloomberg_style.training.metrics import MetricsLogger
+from bloomberg_style.training.preemption import refuse_if_gave_up
 from bloomberg_style.training.task import TrainingTask
 
 
@@ -82,6 +83,7 @@ def build_run(
     from bloomberg_style.training.memory_report import report_memory
     from bloomberg_style.training.resume import prepare_reshard, resume
 
+    refuse_if_gave_up(cfg.run_dir)  # a torchrun restart of a run that stopped itself
     write_run_folder(cfg, dist, extra_files)
     set_seed(cfg.train.seed)
     ds_config = build_deepspeed_config(cfg, dist.world_size, dist.accelerator)

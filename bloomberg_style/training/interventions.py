@@ -37,7 +37,7 @@ def rollback(trainer: Trainer, reason: str, skip_window: bool, reshuffle: bool, 
     """Back to a checkpoint: the last good one (spike) or the plateau's start (controller)."""
     state, c = trainer.state, trainer.counters
     if c.rollbacks >= trainer.cfg.faults.max_rollbacks and skip_window:
-        raise RunStopped(1, f"{reason}; {c.rollbacks} rollbacks already, giving up")
+        raise RunStopped(1, f"{reason}; {c.rollbacks} rollbacks already, giving up", gave_up=True)
     anchor = c.anchor_tag
     target = trainer.ckpt_dir / anchor if to_anchor and anchor else None
     target = target or ckpt.find_resume_checkpoint(trainer.ckpt_dir, log=trainer.say)

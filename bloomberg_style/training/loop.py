@@ -19,6 +19,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from bloomberg_style.atomic import atomic_write_text
 from bloomberg_style.config import RunConfig
 from bloomberg_style.controllers import LRController, SpikeMonitor
 from bloomberg_style.sizing.flops import detect_peak_tflops, flops_per_token
@@ -30,7 +31,13 @@ from bloomberg_style.training.faults import FaultDrills
 from bloomberg_style.training.memory_report import report_memory
 from bloomberg_style.training.metrics import MetricsLogger
 from bloomberg_style.training.plot import plot_losses
-from bloomberg_style.training.preemption import REQUEUE_FILE, RunStopped, StopRequest, requeue_exit_code
+from bloomberg_style.training.preemption import (
+    GAVE_UP_FILE,
+    REQUEUE_FILE,
+    RunStopped,
+    StopRequest,
+    requeue_exit_code,
+)
 from bloomberg_style.training.prefetch import BatchPrefetcher, pin_memory_available
 from bloomberg_style.training.probes import engine_settings, layernorm_norms
 from bloomberg_style.training.state import EngineKnobs, RunState, TrainerState
@@ -184,6 +191,11 @@ class Trainer:
             code, reason = 0, "done"
         except RunStopped as stop:
             code, reason = stop.code, str(stop)
+            if stop.gave_up:
+                self.metrics.event(self.counters.step, "gave_up", label="gave up", reason=reason)
+                if self.dist.is_main:
+                    atomic_write_text(self.run_dir / GAVE_UP_FILE, f"step {self.counters.step}: {reason}\n")
+                self.say(f"gave up: {reason} (see {self.run_dir / GAVE_UP_FILE})")
         finally:
             self.watchdog.stop()
             self.stop_request.uninstall()

@@ -13,6 +13,7 @@ from typing import Any
 from bloomberg_style.config import ConfigError, RunConfig
 from bloomberg_style.configlib import packaged
 from bloomberg_style.training.distributed import DistInfo, init_distributed, on_main_rank
+from bloomberg_style.training.preemption import refuse_if_gave_up
 
 DEMO_CONFIG = packaged("pretrain/demo.yaml")  # shipped as package data
 
@@ -104,6 +105,7 @@ ExtraEvaluationFactory = Callable[[RunConfig, Any], Any]
 def run_pretraining(cfg: RunConfig, extra_evaluation: ExtraEvaluationFactory | None = None) -> dict[str, Any]:
     """Train (or resume) the run described by `cfg`; returns a summary (rank 0 has it all)."""
     cfg.validate()
+    refuse_if_gave_up(cfg.run_dir)
     if cfg.eval.tasks and extra_evaluation is None:
         raise ConfigError(
             "eval.tasks is set but nothing scores task files here: run `bloomberg-style pretrain` "

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from bloomberg_style.config import ConfigError, RunConfig
 from bloomberg_style.configlib import add_set_flag
-from bloomberg_style.training.preemption import REQUEUE_FILE
+from bloomberg_style.training.preemption import GAVE_UP_FILE, REQUEUE_FILE
 
 FAILURES_FILE = "slurm_failed_requeues"  # consecutive failed jobs that made no progress
 
@@ -110,12 +110,17 @@ def latest_step(run_dir: Path) -> int:
 def requeue_decision(run_dir: Path, exit_code: int, start_step: int, max_failures: int) -> tuple[bool, str]:
     """After the job's srun ended: requeue or not, and why. Updates RUN/FAILURES_FILE.
 
-    A clean pre-emption stop (REQUEUE file) requeues; a finished run (exit 0) does not; a
+    A clean pre-emption stop (REQUEUE file) requeues; a finished run (exit 0) or one that gave
+    up (GAVE_UP file) does not; a
     failure requeues unless this is the `max_failures`-th job in a row whose latest checkpoint
     did not move (a failure that repeats before the next checkpoint would requeue forever).
     """
     counter = run_dir / FAILURES_FILE
     now = latest_step(run_dir)
+    gave_up = run_dir / GAVE_UP_FILE
+    if gave_up.exists():
+        counter.unlink(missing_ok=True)
+        return False, f"the run gave up ({gave_up.read_text().strip()}): not requeueing; see {gave_up}"
     requeue_file = run_dir / REQUEUE_FILE
     if requeue_file.exists():
         reason = requeue_file.read_text().strip()
