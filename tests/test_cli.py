@@ -128,9 +128,12 @@ def test_launch_scripts_are_thin_shims():
 def test_non_editable_install_runs_the_demo_dry_run(tmp_path):
     """`pip install --no-deps --target DIR .`, then DIR/bin/bloomberg-style from an unrelated folder."""
     source, target, elsewhere = tmp_path / "src", tmp_path / "site", tmp_path / "elsewhere"
-    skip = shutil.ignore_patterns(
-        ".git", "runs", "data", "wandb", "build", "*.egg-info", "__pycache__", ".*_cache"
-    )
+    anywhere = shutil.ignore_patterns(".git", "*.egg-info", "__pycache__", ".*_cache")
+    top_only = {"runs", "data", "wandb", "build"}  # a user's outputs; bloomberg_style/data is code
+
+    def skip(folder: str, names: list[str]) -> set[str]:
+        return anywhere(folder, names) | (top_only & set(names) if Path(folder) == REPO else set())
+
     shutil.copytree(REPO, source, symlinks=True, ignore=skip)
     pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target"]
     done = subprocess.run([*pip, str(target), str(source)], capture_output=True, text=True, timeout=300)
