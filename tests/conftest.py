@@ -419,6 +419,21 @@ def losses(run_dir: Path) -> dict[int, float]:
     return {r["step"]: r["loss"] for r in read_jsonl(run_dir / "metrics.jsonl") if "loss" in r}
 
 
+def stopped_at(run: Path, copy: Path, step: int) -> None:
+    """`copy` becomes `run` as it was when it stopped after `step`'s checkpoint: later
+    checkpoints and log lines dropped, `latest` pointing at it (what exit_at_step leaves)."""
+    from bloomberg_style.training.metrics import read_jsonl
+
+    shutil.copytree(run, copy)
+    for folder in (copy / "checkpoints").glob("step_*"):
+        if int(folder.name.split("_")[1]) > step:
+            shutil.rmtree(folder)
+    (copy / "checkpoints" / "latest").write_text(f"step_{step:08d}\n")
+    for log in ("metrics.jsonl", "events.jsonl"):
+        rows = [r for r in read_jsonl(copy / log) if r.get("step", 0) <= step]
+        (copy / log).write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
 def torchrun(config: Path, env: dict | None = None, extra: list[str] = (), timeout: int = 400):
     """The documented single-node launch: torchrun --standalone ... --max-restarts 3."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",

@@ -7,12 +7,13 @@ losses must equal the straight 4-rank run's within 1e-5.
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
 
 from bloomberg_style.training import reshard
-from tests.conftest import losses, run_launcher, tiny_run_config
+from tests.conftest import losses, run_launcher, stopped_at, tiny_run_config
 
 pytestmark = pytest.mark.slow
 
@@ -24,14 +25,18 @@ WEIGHT = "transformer.h.0.self_attention.dense.weight"  # hidden 64 in the tests
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, small_data) -> dict[int, float]:
-    """The straight 4-rank ZeRO-3 bf16 run's step losses."""
+def straight(tmp_path_factory, small_data) -> Path:
+    """The straight 4-rank ZeRO-3 bf16 run (checkpoints at steps 2 and 4)."""
     tmp = tmp_path_factory.mktemp("straight")
-    straight = tiny_run_config(tmp, small_data, name="straight", train=TRAIN)
-    run_launcher(["--config", str(straight)], ranks=4, timeout=900)
-    got = losses(tmp / "runs" / "straight")
-    assert sorted(got) == [1, 2, 3, 4]
-    return got
+    cfg = tiny_run_config(tmp, small_data, name="straight", train=TRAIN)
+    run_launcher(["--config", str(cfg)], ranks=4, timeout=900)
+    assert sorted(losses(tmp / "runs" / "straight")) == [1, 2, 3, 4]
+    return tmp / "runs" / "straight"
+
+
+@pytest.fixture
+def reference(straight) -> dict[int, float]:
+    return losses(straight)
 
 
 def test_shard_groups_train_like_plain_zero3(tmp_path, small_data, reference):
@@ -46,12 +51,10 @@ def test_shard_groups_train_like_plain_zero3(tmp_path, small_data, reference):
         assert got[step] == pytest.approx(loss, abs=1e-5), (step, got, reference)
 
 
-def test_zero3_four_ranks_resume_on_two(tmp_path, small_data, reference):
-
-    first = tiny_run_config(tmp_path, small_data, name="z3", train={**TRAIN, "exit_at_step": 2})
-    run_launcher(["--config", str(first)], ranks=4, timeout=900)
-    # The same checkpoint, resumed twice: on 2 ranks with ZeRO-3 and with ZeRO-2.
+def test_zero3_four_ranks_resume_on_two(tmp_path, small_data, straight, reference):
+    # The straight run's step-2 checkpoint, resumed twice: on 2 ranks with ZeRO-3 and with ZeRO-2.
     runs = tmp_path / "runs"
+    stopped_at(straight, runs / "z3", 2)
     shutil.copytree(runs / "z3", runs / "z2")
     for name, stage in (("z3", 3), ("z2", 2)):
         cfg = tiny_run_config(tmp_path, small_data, name=name, train={**TRAIN, "zero_stage": stage})

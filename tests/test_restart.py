@@ -1,5 +1,6 @@
 """Automatic restart: `torchrun --max-restarts` brings a 2-rank run back after ONE rank's process
-is SIGKILLed, every time, with every step's loss equal to an uninterrupted run."""
+is SIGKILLed, every time, and after a hang the watchdog ended, with every step's loss equal to
+an uninterrupted run; a pre-empted run under torchrun stays stopped."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 
 from bloomberg_style.training.distributed import free_port, remove_stale_shm_buffers
 from bloomberg_style.training.metrics import read_jsonl
-from bloomberg_style.training.watchdog import drills_for_this_process
+from bloomberg_style.training.watchdog import HANG_EXIT_CODE, drills_for_this_process
 from tests.conftest import COMMON, REPO, launch_env, losses, tiny_run_config, torchrun
 
 
@@ -46,19 +47,25 @@ def test_stale_shm_buffers_removed_live_ones_kept(tmp_path):
     assert live.exists() and young.exists() and not stale.exists()
 
 
-@pytest.mark.slow
-def test_torchrun_restarts_after_one_rank_is_killed_every_time(tmp_path, small_data):
-    """Two kills of one rank (rank 1, then rank 0), each recovered by torchrun; exact losses."""
-    # The uninterrupted run, under the deepspeed launcher: it sets LOCAL_SIZE, which used to make
-    # every rank leave a 69 MB /dev/shm/deepspeed_allreduce_buffer_<uid>_<addr>_<port>_<rank>.
-    straight = tiny_run_config(tmp_path, small_data, name="straight", train=COMMON)
+@pytest.fixture(scope="module")
+def expected(tmp_path_factory, small_data) -> dict[int, float]:
+    """The uninterrupted run's losses, under the deepspeed launcher: it sets LOCAL_SIZE, which used
+    to make every rank leave a 69 MB /dev/shm/deepspeed_allreduce_buffer_<uid>_<addr>_<port>_<rank>."""
+    tmp = tmp_path_factory.mktemp("straight")
+    straight = tiny_run_config(tmp, small_data, name="straight", train=COMMON)
     port = str(free_port())
     subprocess.run([sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", "2", "--master_port", port,
                     str(REPO / "launch" / "pretrain.py"), "--config", str(straight)],
                    check=True, capture_output=True, timeout=400, cwd=str(REPO), env=launch_env())  # fmt: skip
     assert not glob.glob(f"/dev/shm/deepspeed_allreduce_buffer_*_{port}_*")
-    expected = losses(tmp_path / "runs" / "straight")
-    assert sorted(expected) == list(range(1, 11))
+    got = losses(tmp / "runs" / "straight")
+    assert sorted(got) == list(range(1, 11))
+    return got
+
+
+@pytest.mark.slow
+def test_torchrun_restarts_after_one_rank_is_killed_every_time(tmp_path, small_data, expected):
+    """Two kills of one rank (rank 1, then rank 0), each recovered by torchrun; exact losses."""
     for repetition, drill in enumerate(("kill@5:1", "kill@8:0")):
         name = f"killed{repetition}"
         cfg = tiny_run_config(tmp_path, small_data, name=name, train=COMMON)
@@ -71,6 +78,27 @@ def test_torchrun_restarts_after_one_rank_is_killed_every_time(tmp_path, small_d
         diff = max(abs(got[s] - expected[s]) for s in expected)
         print(f"repetition {repetition} ({drill}): max |loss difference| = {diff}")
         assert diff == 0.0
+
+
+@pytest.mark.slow
+def test_hang_drill_writes_stacks_restarts_and_matches_a_straight_run(tmp_path, small_data, expected):
+    """hang@5:1: rank 1 stops inside step 5, rank 0 waits in the step's collective; both dump
+    their stacks, exit 124, torchrun restarts them, the run resumes and every loss is equal."""
+    hung = tiny_run_config(tmp_path, small_data, name="hung", train=COMMON,
+                           faults={"hang_floor_s": 3.0, "hang_warmup_steps": 2, "hang_startup_s": 60.0})  # fmt: skip
+    proc = torchrun(hung, {"BLOOMBERG_STYLE_INJECT": "hang@5:1"})
+    log = proc.stdout + proc.stderr
+    assert f"exitcode: {HANG_EXIT_CODE}" in log and "resumed from" in log, log[-3000:]
+    hangs = tmp_path / "runs" / "hung" / "hangs"
+    dumps = {p.name: p.read_text() for p in hangs.glob("attempt0-step5-rank*.txt")}
+    assert sorted(dumps) == ["attempt0-step5-rank0.txt", "attempt0-step5-rank1.txt"], log[-3000:]
+    assert "in step" in dumps["attempt0-step5-rank1.txt"]  # rank 1: inside the drill's wait
+    assert "train_step" in dumps["attempt0-step5-rank0.txt"]  # rank 0: inside the step's collective
+    got = losses(tmp_path / "runs" / "hung")
+    assert sorted(got) == list(range(1, 11))
+    diff = max(abs(got[s] - expected[s]) for s in expected)
+    print(f"hang drill: max |loss difference| = {diff}")
+    assert diff == 0.0
 
 
 @pytest.mark.slow

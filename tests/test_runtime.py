@@ -26,6 +26,7 @@ from tests.conftest import (
     losses,
     run_launcher,
     run_script,
+    stopped_at,
     tiny_run_config,
 )
 
@@ -231,11 +232,13 @@ def _run_until_killed(cfg: Path, env: dict, timeout: float = 300) -> None:
     assert proc.returncode != 0, "the job finished although a SIGKILL was injected"
 
 
-# ZeRO-3 takes all three kills. ZeRO-2 takes the one whose outcome depends on the stage's own
-# checkpoint files (shards written, not yet published); a kill between steps resumes from the last
-# published checkpoint exactly as a clean resume does (test_pretrain's resume test, ZeRO-2).
+# ZeRO-3 takes a kill mid-checkpoint and then one between steps of the resumed run (a kill
+# between steps before any resume is the same case one resume earlier). ZeRO-2 takes the one
+# whose outcome depends on the stage's own checkpoint files (shards written, not yet
+# published); a kill between steps resumes from the last published checkpoint exactly as a
+# clean resume does (test_pretrain's resume test, ZeRO-2).
 KILLS = {
-    3: [("kill@4", "step_00000003"), ("kill_in_save@6", "step_00000003"), ("kill@8", "step_00000006")],
+    3: [("kill_in_save@6", "step_00000003"), ("kill@8", "step_00000006")],
     2: [("kill_in_save@6", "step_00000003")],
 }
 
@@ -251,9 +254,9 @@ def test_kill9_at_any_point_resumes_exactly(tmp_path, small_data, zero_stage):
     killed = tiny_run_config(tmp_path, small_data, name="killed", train=common)
     run = tmp_path / "runs" / "killed"
 
-    # kill@4: SIGKILL of the whole job (launcher and both ranks) right after step 4, between
-    # checkpoints 3 and 6. kill_in_save@6: dies after writing checkpoint 6's shards, before
-    # publishing it, so latest stays at 3. kill@8: a second kill after a resume.
+    # kill_in_save@6: SIGKILL of the whole job (launcher and both ranks) after writing
+    # checkpoint 6's shards, before publishing it, so latest stays at 3. kill@8: the resumed
+    # run is killed right after step 8, between checkpoints 6 and 9.
     for inject, latest in KILLS[zero_stage]:
         _run_until_killed(killed, {"BLOOMBERG_STYLE_INJECT": inject})
         assert (run / "checkpoints" / "latest").read_text().strip() == latest, inject
@@ -272,7 +275,7 @@ def test_reshard_two_ranks_to_one_and_another_zero_stage(tmp_path, small_data):
     straight = tiny_run_config(tmp_path, small_data, name="straight", train=common)
     run_launcher(["--config", str(straight)], ranks=2)
     moved = tiny_run_config(tmp_path, small_data, name="moved", train=common)
-    run_launcher(["--config", str(moved), "--set", "train.exit_at_step=4"], ranks=2)
+    stopped_at(tmp_path / "runs" / "straight", tmp_path / "runs" / "moved", 4)  # 2 ranks, ZeRO-2
     out = run_launcher(["--config", str(moved), "--set", "train.zero_stage=1"]).stdout
     assert "resharding step_00000004" in out
     assert (tmp_path / "runs" / "moved" / "checkpoints" / "step_00000004" / "universal").is_dir()
