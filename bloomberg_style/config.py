@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.metadata
 import importlib.util
 import json
 import math
@@ -193,6 +194,37 @@ class OptimSection:
             raise ConfigError(f"optim.grad_clip must be >= 0 (0 disables), got {self.grad_clip}")
 
 
+# Below this torch, dynamo's compiled block forward under ZeRO-3 gives the block's parameters
+# no gradient (measured on torch 2.11: a block weight moved 5e-5 in a step, weight decay alone,
+# where the eager step moved it 3e-3; dynamo's "eager" backend too, so dynamo, not inductor).
+# 2.12.1 and 2.13 train like eager (tests/test_compile_trainer.py). regional_compile checks it too.
+ZERO3_COMPILE_MIN_TORCH = (2, 12)
+
+
+def installed_torch_version() -> str:
+    """torch's version, from its package metadata when it has any (no torch import needed)."""
+    try:
+        return importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:  # a source tree on PYTHONPATH
+        import torch
+
+        return torch.__version__
+
+
+def zero3_compile_problem(version: str | None = None) -> str | None:
+    """Why `train.compile` cannot run under ZeRO-3 with this torch, or None if it can."""
+    version = version or installed_torch_version()
+    major, minor = (int(part) for part in version.split("+")[0].split(".")[:2])
+    if (major, minor) >= ZERO3_COMPILE_MIN_TORCH:
+        return None
+    need = ".".join(map(str, ZERO3_COMPILE_MIN_TORCH))
+    return (
+        f"train.compile with zero_stage 3 needs torch >= {need} (this is {version}): on older torch "
+        "the compiled blocks' parameters get no gradient under ZeRO-3; use zero_stage 0-2, "
+        "train.compile: false, or a newer torch"
+    )
+
+
 @dataclass
 class TrainSection:
     steps: int = 1000
@@ -248,6 +280,8 @@ class TrainSection:
             raise ConfigError(f"train.keep_last must be >= 1, got {self.keep_last}")
         if not isinstance(self.compile, bool):
             raise ConfigError(f"train.compile must be true or false, got {self.compile!r}")
+        if self.compile and self.zero_stage == 3 and (problem := zero3_compile_problem()):
+            raise ConfigError(problem)
         if self.exit_at_step < 0:
             raise ConfigError(f"train.exit_at_step must be >= 0, got {self.exit_at_step}")
         if self.eval_samples < 0:

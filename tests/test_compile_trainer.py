@@ -21,7 +21,11 @@ import torch
 
 from bloomberg_style.model import BloomForCausalLM, ModelConfig, param_groups
 from bloomberg_style.training.metrics import read_jsonl
-from bloomberg_style.training.regional_compile import compile_blocks, transformer_blocks
+from bloomberg_style.training.regional_compile import (
+    compile_blocks,
+    transformer_blocks,
+    zero3_compile_problem,
+)
 from bloomberg_style.training.step import optimizer_step
 from tests.conftest import run_launcher, tiny_run_config
 
@@ -67,6 +71,8 @@ def _losses(zero_stage: int, compiled: bool, steps: int = 3) -> list[float]:
 @pytest.mark.slow
 @pytest.mark.parametrize("zero_stage", [0, 1, 2, 3])
 def test_compiled_blocks_train_like_eager(zero_stage):
+    if zero_stage == 3 and (problem := zero3_compile_problem()):
+        pytest.skip(problem)  # refused by TrainSection.validate and compile_blocks
     eager = _losses(zero_stage, compiled=False)
     from torch._dynamo.utils import counters
 
@@ -81,17 +87,31 @@ def test_compiled_blocks_train_like_eager(zero_stage):
     assert eager[-1] < eager[0]  # it trains: the comparison is between moving runs
 
 
-def test_train_compile_is_validated():
+def test_train_compile_is_validated(monkeypatch):
+    from bloomberg_style import config
     from bloomberg_style.config import ConfigError, TrainSection
 
     TrainSection(compile=True).validate()
     with pytest.raises(ConfigError, match="train.compile must be true or false"):
         TrainSection(compile="maybe").validate()
+    assert zero3_compile_problem("2.13.0+cpu") is None and zero3_compile_problem("2.12.1+cu130") is None
+    assert zero3_compile_problem("3.0.0") is None
+    # torch 2.11 (the GPU image's): compiled blocks got no gradient under ZeRO-3 (measured).
+    assert "needs torch >= 2.12 (this is 2.11.0+cu130)" in zero3_compile_problem("2.11.0+cu130")
+    monkeypatch.setattr(config, "installed_torch_version", lambda: "2.11.0+cu130")
+    TrainSection(compile=True, zero_stage=2).validate()
+    with pytest.raises(ConfigError, match=r"train.compile with zero_stage 3 needs torch >= 2.12"):
+        TrainSection(compile=True, zero_stage=3).validate()
+    model = BloomForCausalLM(ModelConfig(vocab_size=97, hidden_size=32, num_layers=2, num_heads=4))
+    with pytest.raises(ValueError, match="get no gradient under ZeRO-3"):
+        compile_blocks(model, zero_stage=3)
 
 
 @pytest.mark.slow
 def test_pretraining_with_train_compile_matches_eager(tmp_path, small_data):
     """The run config's switch, end to end: ZeRO-3, activation checkpointing, launch/pretrain.py."""
+    if problem := zero3_compile_problem():
+        pytest.skip(problem)
     train = {
         "steps": 2,
         "zero_stage": 3,

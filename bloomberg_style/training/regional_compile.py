@@ -20,6 +20,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from bloomberg_style.config import zero3_compile_problem
+
 
 def transformer_blocks(model: nn.Module) -> nn.ModuleList:
     """The model's stack of blocks: its longest ModuleList (`transformer.h` here, `model.layers` in
@@ -33,6 +35,8 @@ def transformer_blocks(model: nn.Module) -> nn.ModuleList:
 def compile_blocks(model: nn.Module, zero_stage: int = 0, backend: str = "inductor") -> int:
     """Compile each block in place, before DeepSpeed wraps `model`; returns how many."""
     blocks = transformer_blocks(model)
+    if zero_stage == 3 and (problem := zero3_compile_problem()):
+        raise ValueError(problem)
     if zero_stage == 3:
         from deepspeed.utils import set_z3_leaf_modules
 
