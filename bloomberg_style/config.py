@@ -194,11 +194,14 @@ class OptimSection:
             raise ConfigError(f"optim.grad_clip must be >= 0 (0 disables), got {self.grad_clip}")
 
 
-# Below this torch, dynamo's compiled block forward under ZeRO-3 gives the block's parameters
-# no gradient (measured on torch 2.11: a block weight moved 5e-5 in a step, weight decay alone,
-# where the eager step moved it 3e-3; dynamo's "eager" backend too, so dynamo, not inductor).
-# 2.12.1 and 2.13 train like eager (tests/test_compile_trainer.py). regional_compile checks it too.
-ZERO3_COMPILE_MIN_TORCH = (2, 12)
+# Regional compile under ZeRO-3, measured: on torch 2.11 the compiled blocks' parameters get no
+# gradient (a block weight moved 5e-5 in a step, weight decay alone, where eager moved it 3e-3;
+# dynamo's "eager" backend too, so dynamo, not inductor); on 2.12.1 the gradients are right but
+# dynamo traces one graph per block (4 for 4 layers), so past its recompile limit (8) the other
+# blocks run uncompiled; on 2.13 one graph serves every block and the losses equal eager's
+# (tests/test_compile_trainer.py). ZeRO 0-2: one graph, right on all three. regional_compile
+# checks it too.
+ZERO3_COMPILE_MIN_TORCH = (2, 13)
 
 
 def installed_torch_version() -> str:
@@ -219,8 +222,9 @@ def zero3_compile_problem(version: str | None = None) -> str | None:
         return None
     need = ".".join(map(str, ZERO3_COMPILE_MIN_TORCH))
     return (
-        f"train.compile with zero_stage 3 needs torch >= {need} (this is {version}): on older torch "
-        "the compiled blocks' parameters get no gradient under ZeRO-3; use zero_stage 0-2, "
+        f"train.compile with zero_stage 3 needs torch >= {need} (this is {version}): under ZeRO-3 "
+        "torch 2.11 gives the compiled blocks' parameters no gradient and 2.12 compiles one graph "
+        "per block (past dynamo's recompile limit the rest run uncompiled); use zero_stage 0-2, "
         "train.compile: false, or a newer torch"
     )
 
