@@ -422,16 +422,17 @@ def losses(run_dir: Path) -> dict[int, float]:
 def stopped_at(run: Path, copy: Path, step: int) -> None:
     """`copy` becomes `run` as it was when it stopped after `step`'s checkpoint: later
     checkpoints and log lines dropped, `latest` pointing at it (what exit_at_step leaves)."""
+    from bloomberg_style.artifacts.layout import LATEST_FILE, complete_checkpoints, tag_for_step
     from bloomberg_style.training.metrics import read_jsonl
 
     shutil.copytree(run, copy)
-    for folder in (copy / "checkpoints").glob("step_*"):
-        if int(folder.name.split("_")[1]) > step:
+    tag = tag_for_step(step)
+    for folder in complete_checkpoints(copy / "checkpoints"):
+        if folder.name > tag:  # zero-padded tags sort by step
             shutil.rmtree(folder)
-    (copy / "checkpoints" / "latest").write_text(f"step_{step:08d}\n")
+    (copy / "checkpoints" / LATEST_FILE).write_text(tag + "\n")
     for log in ("metrics.jsonl", "events.jsonl"):
-        rows = [r for r in read_jsonl(copy / log) if r.get("step", 0) <= step]
-        (copy / log).write_text("".join(json.dumps(r) + "\n" for r in rows))
+        write_jsonl(copy / log, [r for r in read_jsonl(copy / log) if r.get("step", 0) <= step])
 
 
 def torchrun(config: Path, env: dict | None = None, extra: list[str] = (), timeout: int = 400):

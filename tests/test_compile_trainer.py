@@ -19,13 +19,10 @@ import time
 import pytest
 import torch
 
+from bloomberg_style.config import zero3_compile_problem
 from bloomberg_style.model import BloomForCausalLM, ModelConfig, param_groups
 from bloomberg_style.training.metrics import read_jsonl
-from bloomberg_style.training.regional_compile import (
-    compile_blocks,
-    transformer_blocks,
-    zero3_compile_problem,
-)
+from bloomberg_style.training.regional_compile import compile_blocks, transformer_blocks
 from bloomberg_style.training.step import optimizer_step
 from tests.conftest import run_launcher, tiny_run_config
 

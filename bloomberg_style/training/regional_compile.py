@@ -35,9 +35,9 @@ def transformer_blocks(model: nn.Module) -> nn.ModuleList:
 def compile_blocks(model: nn.Module, zero_stage: int = 0, backend: str = "inductor") -> int:
     """Compile each block in place, before DeepSpeed wraps `model`; returns how many."""
     blocks = transformer_blocks(model)
-    if zero_stage == 3 and (problem := zero3_compile_problem()):
-        raise ValueError(problem)
     if zero_stage == 3:
+        if problem := zero3_compile_problem():
+            raise ValueError(problem)
         from deepspeed.utils import set_z3_leaf_modules
 
         set_z3_leaf_modules(model, sorted({type(b) for b in blocks}, key=lambda t: t.__name__))
